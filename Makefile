@@ -1,0 +1,39 @@
+# dive-pyro: `make demo` and `make test` create or reuse .venv and install the project.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# torch is pinned first: on this machine pip finds a local CPU build of exactly this version;
+# a looser requirement would pull a multi-GB CUDA build (see shared/notes/environment.md).
+TORCH  ?= torch==2.13.0
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install test test-all lint demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade 'pip>=23' 'setuptools>=68' wheel
+	$(PY) -m pip install --quiet '$(TORCH)'
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+demo: $(STAMP)
+	$(PY) -m dive_pyro demo --out reports/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/data_generation.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info reports

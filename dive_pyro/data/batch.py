@@ -1,0 +1,149 @@
+"""`SceneBatch`: one batch of videos with the ground truth the generator knows.
+
+Conventions (shared by data, models, guides, metrics):
+
+* frames are ``(B, T, 1, H, W)`` floats in ``[0, 1]``;
+* ``missing[b, i, t] == True`` means object ``i`` is absent or hidden at ``t`` (the paper's
+  ``z_m = 1``);
+* the first ``num_observed`` (K) frames are the model's input, the rest are to be predicted;
+* ``positions`` are object centres in pixels, ``(x, y)`` with ``x`` the column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+
+__all__ = ["SceneBatch", "check_frames"]
+
+
+def check_frames(frames: torch.Tensor, name: str = "frames") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``frames`` is a finite ``(B, T, 1, H, W)`` float
+    tensor in ``[0, 1]``."""
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(frames).__name__}")
+    if frames.dim() != 5 or frames.shape[2] != 1:
+        raise ValueError(f"{name} must have shape (B, T, 1, H, W), got {tuple(frames.shape)}")
+    if not frames.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor in [0, 1], got dtype {frames.dtype}")
+    if not torch.isfinite(frames).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+    if frames.numel() and (frames.min() < 0 or frames.max() > 1):
+        lo, hi = frames.min().item(), frames.max().item()
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+
+
+@dataclass
+class SceneBatch:
+    """A batch of (possibly corrupted) videos plus generator ground truth.
+
+    Only ``observed`` and ``visible`` are what a model may see; everything else is ground truth
+    for evaluation and posterior checks.
+    """
+
+    observed: torch.Tensor  # (B, T, 1, H, W) float in [0, 1]; unobserved pixels are 0
+    visible: torch.Tensor  # (B, T, 1, H, W) bool; True where the pixel is observed
+    complete: torch.Tensor  # (B, T, 1, H, W) float; ground truth with nothing missing
+    missing: torch.Tensor  # (B, N, T) bool; object i absent or hidden at t (z_m = 1)
+    positions: torch.Tensor  # (B, N, T, 2) float; object centres in pixels, (x, y)
+    objects: torch.Tensor  # (B, N, T, 1, H, W) float; each object rendered alone, complete
+    num_observed: int = 10  # K: frames 0..K-1 are input, K..T-1 are to be predicted
+    scenario: str = "complete"
+    scored: torch.Tensor | None = None  # (B, T, 1, H, W) bool; pixels DIVE's protocol scores
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scored is None:
+            self.scored = torch.ones_like(self.visible, dtype=torch.bool)
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise a clear ``ValueError`` if shapes, dtypes or ranges are inconsistent."""
+        check_frames(self.observed, "observed")
+        check_frames(self.complete, "complete")
+        B, T, _, H, W = self.observed.shape
+        if self.complete.shape != self.observed.shape:
+            raise ValueError(
+                f"complete has shape {tuple(self.complete.shape)}, expected {tuple(self.observed.shape)}"
+            )
+        for name in ("visible", "scored"):
+            m = getattr(self, name)
+            if m.shape != self.observed.shape or m.dtype != torch.bool:
+                raise ValueError(
+                    f"{name} must be a bool tensor of shape {tuple(self.observed.shape)}, "
+                    f"got {m.dtype} {tuple(m.shape)}"
+                )
+        if self.missing.dim() != 3 or self.missing.shape[0] != B or self.missing.shape[2] != T:
+            raise ValueError(f"missing must have shape (B={B}, N, T={T}), got {tuple(self.missing.shape)}")
+        if self.missing.dtype != torch.bool:
+            raise ValueError(f"missing must be bool, got {self.missing.dtype}")
+        N = self.missing.shape[1]
+        if N < 1:
+            raise ValueError("a SceneBatch needs at least one object (N >= 1), got N = 0")
+        if self.positions.shape != (B, N, T, 2):
+            raise ValueError(f"positions must have shape {(B, N, T, 2)}, got {tuple(self.positions.shape)}")
+        if self.objects.shape != (B, N, T, 1, H, W):
+            raise ValueError(f"objects must have shape {(B, N, T, 1, H, W)}, got {tuple(self.objects.shape)}")
+        if not 0 < self.num_observed < T:
+            raise ValueError(
+                f"num_observed (K) must satisfy 0 < K < T = {T} so that there are frames to predict, "
+                f"got K = {self.num_observed}"
+            )
+
+    # ------------------------------------------------------------------ views
+    @property
+    def batch_size(self) -> int:
+        return self.observed.shape[0]
+
+    @property
+    def num_objects(self) -> int:
+        return self.missing.shape[1]
+
+    @property
+    def num_frames(self) -> int:
+        return self.observed.shape[1]
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return tuple(self.observed.shape[-2:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.observed.device
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+    def _map(self, fn) -> SceneBatch:
+        kwargs = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kwargs[f.name] = fn(v) if isinstance(v, torch.Tensor) else v
+        return replace(self, **kwargs)
+
+    def to(self, device: torch.device | str) -> SceneBatch:
+        """Move every tensor to ``device``."""
+        return self._map(lambda t: t.to(device))
+
+    def __getitem__(self, index) -> SceneBatch:
+        """Select videos along the batch dimension (int, slice, index tensor)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return self._map(lambda t: t[index])
+
+    @staticmethod
+    def cat(batches: list[SceneBatch]) -> SceneBatch:
+        """Concatenate batches along the video dimension."""
+        if not batches:
+            raise ValueError("SceneBatch.cat needs at least one batch")
+        first = batches[0]
+        kwargs = {}
+        for f in fields(first):
+            v = getattr(first, f.name)
+            if isinstance(v, torch.Tensor):
+                kwargs[f.name] = torch.cat([getattr(b, f.name) for b in batches], dim=0)
+            else:
+                kwargs[f.name] = v
+        return replace(first, **kwargs)

@@ -1,0 +1,1 @@
+"""dive_pyro.guides"""

@@ -11,6 +11,7 @@ Conventions (shared by data, models, guides, metrics):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 import torch
@@ -27,10 +28,13 @@ def check_frames(frames: torch.Tensor, name: str = "frames") -> None:
         raise ValueError(f"{name} must have shape (B, T, 1, H, W), got {tuple(frames.shape)}")
     if not frames.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor in [0, 1], got dtype {frames.dtype}")
-    if not torch.isfinite(frames).all():
+    if not frames.numel():
+        return
+    # one pass: NaN propagates through min/max and inf shows up as an extreme
+    lo, hi = (v.item() for v in torch.aminmax(frames))
+    if math.isnan(lo) or math.isnan(hi) or math.isinf(lo) or math.isinf(hi):
         raise ValueError(f"{name} contains NaN or inf values")
-    if frames.numel() and (frames.min() < 0 or frames.max() > 1):
-        lo, hi = frames.min().item(), frames.max().item()
+    if lo < 0 or hi > 1:
         raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
 
 

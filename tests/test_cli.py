@@ -1,0 +1,62 @@
+"""The CLI end to end on tiny inputs (subcommands run in-process through ``main``)."""
+
+import json
+
+import pytest
+
+from dive_pyro.cli import main
+
+
+def test_generate_writes_one_png_per_scenario_and_sequence(tmp_path):
+    assert main(["generate", "--scenario", "all", "--num-sequences", "1", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "complete_0.png",
+        "elastic_0.png",
+        "occlusion_0.png",
+        "out_of_scene_0.png",
+    ]
+
+
+def test_evaluate_baseline_json_layout(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "copy_last.json"
+    rc = main(
+        [
+            "evaluate",
+            "--scenario",
+            "out_of_scene",
+            "--baseline",
+            "copy-last",
+            "--num-sequences",
+            "8",
+            "--json",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert {"rec", "pred", "num_sequences", "scored_pixels"} <= set(res)
+    assert {"bce", "mse", "mae", "psnr", "ssim", "ssim_dive", "ssim_openstl"} <= set(res["pred"])
+    assert res["num_sequences"] == 8 and res["scored_pixels"] == 4096
+    assert "| copy-last |" in capsys.readouterr().out
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit):
+        main(["generate", "--out", str(blocker / "sub")])
+    assert "cannot create output folder" in capsys.readouterr().err
+
+
+def test_unknown_scenario_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--scenario", "nope", "--baseline", "zeros"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_demo_writes_grids_and_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--num-sequences", "4"]) == 0
+    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert {"baselines.md", "baselines.json", "scenario_elastic.png"} <= names

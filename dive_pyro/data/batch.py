@@ -137,6 +137,39 @@ class SceneBatch:
             index = slice(index, index + 1)
         return self._map(lambda t: t[index])
 
+    def downsample(self, factor: int) -> SceneBatch:
+        """Average-pool frames by ``factor`` (e.g. 64×64 → 32×32 with 14-pixel digits).
+
+        A coarse pixel is visible (scored) only if all its fine pixels are; positions are rescaled
+        so they stay centres in the new pixel grid.
+        """
+        if not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"downsample factor must be a positive integer, got {factor!r}")
+        if factor == 1:
+            return self
+        H, W = self.frame_size
+        if H % factor or W % factor:
+            raise ValueError(f"frame size {H}x{W} is not divisible by the downsample factor {factor}")
+
+        def pool(x: torch.Tensor) -> torch.Tensor:
+            flat = x.reshape(-1, 1, H, W).float()
+            out = torch.nn.functional.avg_pool2d(flat, factor)
+            return out.reshape(*x.shape[:-2], H // factor, W // factor)
+
+        def all_pool(m: torch.Tensor) -> torch.Tensor:
+            return pool(m.float()) > 1 - 1e-6
+
+        return replace(
+            self,
+            observed=pool(self.observed),
+            visible=all_pool(self.visible),
+            complete=pool(self.complete),
+            objects=pool(self.objects),
+            scored=all_pool(self.scored),
+            positions=(self.positions + 0.5) / factor - 0.5,
+            meta={**self.meta, "downsample": factor},
+        )
+
     @staticmethod
     def cat(batches: list[SceneBatch]) -> SceneBatch:
         """Concatenate batches along the video dimension."""

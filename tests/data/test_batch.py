@@ -45,3 +45,17 @@ def test_bad_batches_raise_named_errors(change, match):
     kwargs.update(change)
     with pytest.raises((ValueError, TypeError), match=match):
         SceneBatch(**kwargs)
+
+
+def test_downsample_pools_frames_and_rescales_positions():
+    kw = _batch(H=8, W=8)
+    kw["visible"][:, :, :, 0, 0] = False  # one hidden fine pixel hides its coarse pixel
+    kw["positions"] = torch.full((2, 2, 4, 2), 3.5)  # centre of the 8x8 grid
+    b = SceneBatch(**kw).downsample(2)
+    assert b.frame_size == (4, 4)
+    assert torch.allclose(b.observed[0, 0, 0, 0, 0], kw["observed"][0, 0, 0, :2, :2].mean())
+    assert not b.visible[:, :, :, 0, 0].any() and b.visible[:, :, :, 0, 1].all()
+    assert torch.allclose(b.positions, torch.full_like(b.positions, 1.5))  # centre of the 4x4 grid
+    assert b.meta["downsample"] == 2
+    with pytest.raises(ValueError, match="not divisible"):
+        SceneBatch(**_batch(H=8, W=8)).downsample(3)

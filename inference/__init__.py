@@ -1,1 +1,67 @@
-"""dive_pyro.inference"""
+"""dive_pyro.inference: SVI training (configs, presets, checkpoints, multi-process), schedules."""
+
+from dive_pyro.inference.anneal import KLAnneal, kl_beta, lr_factor, schedule_value
+from dive_pyro.inference.checkpoint import (
+    CHECKPOINT_NAME,
+    check_compatible,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from dive_pyro.inference.config import (
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    list_presets,
+    load_config,
+    save_config,
+)
+from dive_pyro.inference.distributed import DistContext, all_reduce_grads, setup_distributed
+from dive_pyro.inference.progress import plot_elbo, read_log
+from dive_pyro.inference.train import (
+    TrainingDivergedError,
+    TrainResult,
+    build_from_config,
+    default_batch_fn,
+    derive_seed,
+    fit,
+    local_params,
+    resolve_device,
+    train,
+)
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "DistContext",
+    "KLAnneal",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "all_reduce_grads",
+    "apply_overrides",
+    "build_from_config",
+    "check_compatible",
+    "config_from_dict",
+    "config_to_dict",
+    "default_batch_fn",
+    "derive_seed",
+    "fit",
+    "get_rng_state",
+    "kl_beta",
+    "list_presets",
+    "load_checkpoint",
+    "load_config",
+    "local_params",
+    "lr_factor",
+    "plot_elbo",
+    "read_log",
+    "resolve_device",
+    "save_checkpoint",
+    "save_config",
+    "schedule_value",
+    "set_rng_state",
+    "setup_distributed",
+    "train",
+]

@@ -63,18 +63,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from dive_pyro.data.testsets import fixed_test_set
     from dive_pyro.evaluation import evaluate_baseline, markdown_table
 
     if args.checkpoint is None and not args.baseline:
-        raise SystemExit("evaluate: give --baseline NAME (zeros, copy-last, mean) or --checkpoint PATH")
-    batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
+        raise SystemExit("evaluate: give --baseline NAME (zeros, copy-last, mean) and/or --checkpoint PATH")
     results: dict[str, dict] = {}
-    for name in args.baseline or []:
-        results[name] = evaluate_baseline(name, batch, protocol=args.protocol)
     if args.checkpoint is not None:
-        from dive_pyro.inference.evaluate import evaluate_checkpoint
+        from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained
 
+        trained = load_trained(args.checkpoint)  # the test set is drawn at the model's resolution
+        batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
         results.update(
             evaluate_checkpoint(
                 args.checkpoint,
@@ -84,6 +82,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 use_mean=not args.sample,
             )
         )
+        names = args.baseline or ["zeros", "copy-last"]
+    else:
+        from dive_pyro.data import fixed_test_set
+
+        batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
+        names = args.baseline
+    for name in names:
+        results[name] = evaluate_baseline(name, batch, protocol=args.protocol)
     print(markdown_table(results, scenario=args.scenario))
     if args.json:
         payload = results if len(results) > 1 else next(iter(results.values()))

@@ -50,8 +50,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """``dive-pyro train [PRESET|PATH] [key=value ...]``: SVI from a preset or TOML config."""
+    from dive_pyro.inference import TrainingDivergedError, load_config, train
+
+    overrides = list(args.overrides)
+    for flag, key in ((args.device, "device"), (args.out_dir, "out_dir"), (args.steps, "steps")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    if args.resume:
+        overrides.append("resume=true")
+    config = load_config(args.config, overrides)
+    if args.print_config:
+        from dive_pyro.inference.config import config_to_dict
+
+        print(json.dumps(config_to_dict(config), indent=2))
+        return 0
+    try:
+        result = train(config)
+    except TrainingDivergedError as exc:
+        print(f"dive-pyro train: training diverged: {exc}")
+        return 3
+    print(
+        f"[train] {result.step}/{result.num_steps} steps in {result.elapsed_s:.0f} s; "
+        f"checkpoint {result.checkpoint}; log and ELBO curve in {result.out_dir}"
+    )
+    return 130 if result.interrupted else 0
+
+
 def register(sub) -> None:
-    """Add the ``demo`` sub-command to the CLI's sub-parsers ``sub``."""
+    """Add the ``train`` and ``demo`` sub-commands to the CLI's sub-parsers ``sub``."""
+    from dive_pyro.inference.config import list_presets
+
+    t = sub.add_parser(
+        "train",
+        help="train a model with SVI (torchrun-aware)",
+        description="Train with SVI. CONFIG is a preset name or a TOML file; overrides are key=value, "
+        "model.key=value or data.key=value. Presets: " + ", ".join(list_presets()),
+    )
+    t.add_argument("config", nargs="?", default=None, help="preset name or TOML path")
+    t.add_argument("overrides", nargs="*", default=[], help="key=value overrides")
+    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
+    t.add_argument("--out-dir", default=None)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its checkpoint")
+    t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    t.set_defaults(func=cmd_train)
+
     d = sub.add_parser("demo", help="scenario grids and baseline table (the `make demo` report)")
     d.add_argument("--out", type=_writable_dir, default=Path("reports/demo"))
     d.add_argument("--num-sequences", type=int, default=256, help="test sequences per scenario (of 1,024)")

@@ -1,4 +1,5 @@
-"""Hermetic test setup: seeded, Pyro validation on, empty param store, one torch thread."""
+"""Hermetic test setup: seeded, Pyro validation on, empty param store, one torch thread; plus a
+tiny real DIVE checkpoint trained once per session (a few seconds) for evaluation/CLI tests."""
 
 import os
 
@@ -19,3 +20,34 @@ def _hermetic():
     torch.set_default_dtype(torch.float32)
     yield
     pyro.clear_param_store()
+
+
+TINY_OVERRIDES = [
+    "steps=4",
+    "batch_size=2",
+    "progress=false",
+    "tensorboard=false",
+    "checkpoint_every=2",
+    "model.frame_size=16",
+    "model.object_size=8",
+    "model.num_frames=8",
+    "model.num_observed=5",
+    "model.hidden=8",
+    "model.image_latent=16",
+    "model.object_latent=8",
+    "model.appearance_dim=4",
+    "model.static_dim=8",
+    "model.dynamic_dim=3",
+    "model.ngf=2",
+    "data.downsample=4",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    from dive_pyro.inference import load_config, train
+
+    out = tmp_path_factory.mktemp("tiny-run")
+    config = load_config("tiny-cpu", [*TINY_OVERRIDES, f"out_dir={out}"])
+    result = train(config)
+    return result.checkpoint

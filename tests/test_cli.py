@@ -60,3 +60,47 @@ def test_demo_writes_grids_and_table(tmp_path, monkeypatch):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--num-sequences", "4"]) == 0
     names = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"baselines.md", "baselines.json", "scenario_elastic.png"} <= names
+
+
+def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, tiny_checkpoint):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "ckpt.json"
+    rc = main(
+        [
+            "evaluate",
+            "--scenario",
+            "out_of_scene",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--num-sequences",
+            "4",
+            "--json",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    names = set(res)
+    assert {"zeros", "copy-last"} <= names and any(n.startswith("dive (step") for n in names)
+    ckpt = next(v for k, v in res.items() if k.startswith("dive"))
+    assert "nelbo" in ckpt and ckpt["pred"]["mse"] is not None
+
+
+def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
+    overrides = [
+        "steps=2",
+        "batch_size=2",
+        "progress=false",
+        "tensorboard=false",
+        "model.frame_size=16",
+        "model.object_size=8",
+        "model.hidden=8",
+        "model.appearance_dim=4",
+        "data.downsample=4",
+    ]
+    assert main(["train", "tiny-cpu", *overrides, "--out-dir", str(tmp_path / "run")]) == 0
+    assert {"checkpoint.pt", "config.toml", "log.jsonl", "elbo.png"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
+    assert main(["train", "tiny-cpu", "bogus=1"]) == 2
+    assert "unknown key 'bogus'" in capsys.readouterr().err

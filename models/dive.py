@@ -1,0 +1,184 @@
+"""The DIVE generative model (paper §3.3, Eq. 9-10) as a Pyro program.
+
+For each video b, object slot i and frame t::
+
+    x_m[b,i,t]  ~ N(0, 1)                       t < K     missingness latent (Eq. 4)
+    z_m         = H(x_m)                                  1 = missing; future frames: present
+    z_p_0[b,i]  ~ N([s0, 0, 0], diag[0.2, 1, 1]²)         initial pose (scale, x, y)
+    beta[b,i,t] ~ N(0, 0.1²)                    t < T     pose increments
+    z_p         = f_tran(z_p_0, beta)                     pose transition (Eq. 5)
+    z_a[b,i,t]  ~ N(0, I_h)                     t < T     appearance
+    frame[b,t]  = min(1, Σ_i (1 − z_m[b,i,t]) · T(f_dec(z_a[b,i,t]); z_p[b,i,t]))   (Eq. 10)
+    obs[b]      ~ Normal(frame[b], 0.3), masked to the visible pixels      (all T frames, Eq. 9)
+
+Each prior comes from a small factory method, so a notebook swaps one by overriding one method
+(Pyro's ``contrib/cevae`` pattern); ``f_tran`` and the pixel likelihood are overridable too.
+Sites and shapes (``dive`` variant)::
+
+    x_m, z_m, present (B,N,K)   z_p_0 (B,N,1,3)   beta, z_p (B,N,T,3)   z_a (B,N,T,h)
+    obs (B,1,1,T,1,H,W)   frames (B,T,1,H,W), recorded outside the plates
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+
+from dive_pyro.data.batch import SceneBatch
+from dive_pyro.models.common import Plates, check_batch, missingness_from_gaussian, pose_transition
+from dive_pyro.models.config import DiveConfig
+from dive_pyro.nets import ConvDecoder, dcgan_init, place_sprites
+
+__all__ = ["DiveModel"]
+
+_PROB_EPS = 1e-4  # probabilities clamped to [eps, 1 - eps] for the Bernoulli-type likelihoods
+
+
+class DiveModel(PyroModule):
+    """DIVE's generative model ``p(y^{1:K}, x^{K+1:T}, z)``; ``forward(batch)`` returns the
+    rendered frames ``(B, T, 1, H, W)`` (reconstructions for t < K, predictions after)."""
+
+    def __init__(self, config: DiveConfig | None = None) -> None:
+        super().__init__(name="model")  # distinct param-store prefix from the guide's
+        self.config = config = config if config is not None else DiveConfig()
+        self.decoder = ConvDecoder(
+            config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm
+        )
+        dcgan_init(self.decoder, config.init_std)
+        self.register_buffer("pose_loc", torch.tensor([config.s0, 0.0, 0.0]))
+        self.register_buffer("pose_scale", torch.tensor(config.initial_pose_scale, dtype=torch.float32))
+
+    # ------------------------------------------------------------------ priors (override one)
+    def missingness_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
+        """Prior of the Gaussian missingness latent ``x_m`` (paper Eq. 4; N(0, 1) as official)."""
+        return dist.Normal(self.pose_loc.new_zeros(()), 1.0).expand(shape)
+
+    def initial_pose_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
+        """Prior of ``z_p_0``: N([s0, 0, 0], diag[0.2, 1, 1]²) (dive_reference §3)."""
+        return dist.Normal(self.pose_loc, self.pose_scale).expand(shape + (3,)).to_event(1)
+
+    def beta_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
+        """Prior of the pose increments ``beta``: N(0, 0.1²), i.i.d. over time (dive_reference §3)."""
+        loc = self.pose_loc.new_zeros(())
+        return dist.Normal(loc, self.config.beta_scale).expand(shape + (3,)).to_event(1)
+
+    def appearance_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
+        """Prior of the appearance ``z_a``: N(0, I_h) (dive_reference §3)."""
+        loc = self.pose_loc.new_zeros(())
+        return dist.Normal(loc, 1.0).expand(shape + (self.config.appearance_dim,)).to_event(1)
+
+    def pixel_likelihood(self, loc: torch.Tensor) -> dist.Distribution:
+        """Per-pixel likelihood given the rendered frame ``loc`` (config ``likelihood``).
+
+        ``"normal"``: Normal(loc, 0.3) (official). ``"bernoulli"``: the binary cross-entropy used by
+        the metrics; grey-level targets are outside its support, so it is an unnormalised
+        pseudo-likelihood (validation off for it). ``"continuous_bernoulli"``: a proper density on
+        [0, 1].
+        """
+        kind = self.config.likelihood
+        if kind == "normal":
+            return dist.Normal(loc, self.config.likelihood_scale)
+        probs = loc.clamp(_PROB_EPS, 1 - _PROB_EPS)
+        if kind == "bernoulli":
+            return dist.Bernoulli(probs=probs, validate_args=False)
+        if kind == "continuous_bernoulli":
+            return dist.ContinuousBernoulli(probs=probs)
+        raise ValueError(
+            f"config.likelihood must be 'normal', 'bernoulli' or 'continuous_bernoulli', got {kind!r}"
+        )
+
+    def likelihood(self, loc: torch.Tensor, visible: torch.Tensor, event_dim: int = 4) -> dist.Distribution:
+        """The observation distribution: pixels masked to ``visible`` *before* ``to_event`` (so
+        hidden pixels contribute exactly nothing), then the last ``event_dim`` dims as one event."""
+        return self.pixel_likelihood(loc).mask(visible).to_event(event_dim)
+
+    # ------------------------------------------------------------------ dynamics and rendering
+    def f_tran(self, z_p_0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """Pose transition (paper Eq. 5); the guide uses the same function for its crops."""
+        return pose_transition(z_p_0, beta, self.config.s0, self.config.scale_range)
+
+    def render_objects(self, z_a: torch.Tensor, z_p: torch.Tensor) -> torch.Tensor:
+        """Each object alone, ``T(f_dec(z_a); z_p)``: ``(B, N, T, h)``, ``(B, N, T, 3)`` →
+        ``(B, N, T, 1, H, W)``; one decoder/grid_sample call for all B·N·T sprites."""
+        sprites = self.decoder(z_a.reshape(-1, z_a.shape[-1]))
+        sprites = sprites.reshape(*z_a.shape[:-1], *sprites.shape[1:])
+        return place_sprites(sprites, z_p, self.config.frame_size)
+
+    @staticmethod
+    def composite(components: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        """Frame = min(1, Σ_i weight_i · component_i) (paper Eq. 10, official clamp).
+        ``components`` ``(B, N, t, 1, H, W)``, ``weight`` ``(..., B, N, t)`` or None (all present)
+        → ``(..., B, t, 1, H, W)``."""
+        if weight is not None:
+            components = weight[..., None, None, None] * components
+        return components.sum(-5).clamp(max=1.0)
+
+    def render(self, z_a: torch.Tensor, z_p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, T, 1, H, W)`` from latents: ``present`` ``(B, N, K)`` weights the K input
+        frames; objects are always present in the future (paper §3.3)."""
+        K = present.shape[-1]
+        components = self.render_objects(z_a, z_p)
+        return torch.cat(
+            [self.composite(components[:, :, :K], present), self.composite(components[:, :, K:], None)], -4
+        )
+
+    # ------------------------------------------------------------------ latent blocks
+    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inside ``videos``: missingness on the K input frames; returns ``(z_m, weight)``
+        ``(B, N, K)``, where ``weight`` multiplies each object's rendering."""
+        with plates.objects, plates.input_time:
+            x_m = pyro.sample("x_m", self.missingness_prior((plates.B, plates.N, plates.K)))
+            z_m, weight = missingness_from_gaussian(x_m, self.config.missingness, self.config.temperature)
+            pyro.deterministic("z_m", z_m)
+        return z_m, weight
+
+    def sample_pose(self, plates: Plates) -> torch.Tensor:
+        """Inside ``videos`` and ``objects``: initial pose, increments, transition → ``(B, N, T, 3)``."""
+        B, N, T = plates.B, plates.N, plates.T
+        z_p_0 = pyro.sample("z_p_0", self.initial_pose_prior((B, N, 1)))
+        with plates.time:
+            beta = pyro.sample("beta", self.beta_prior((B, N, T)))
+            return pyro.deterministic("z_p", self.f_tran(z_p_0, beta), event_dim=1)
+
+    def sample_appearance(self, plates: Plates) -> torch.Tensor:
+        """Inside ``videos`` and ``objects``: one appearance per object and frame → ``(B, N, T, h)``."""
+        with plates.time:
+            return pyro.sample("z_a", self.appearance_prior((plates.B, plates.N, plates.T)))
+
+    def observe(
+        self, plates: Plates, frames_in: torch.Tensor, frames_future: torch.Tensor, batch: SceneBatch
+    ) -> None:
+        """Inside ``videos``: one site over all T frames (paper Eq. 9), masked to visible pixels.
+
+        DEVIATION: the official code has two sites (``masked_obs`` for the inputs, ``obs`` for the
+        future; same sum) and scores every pixel of the input frames, hidden ones included (it
+        crops only the future, and only after ~3k steps, dive_reference §3); we mask all frames.
+        """
+        loc = torch.cat([frames_in, frames_future], -4).unsqueeze(-5).unsqueeze(-5)  # (B,1,1,T,1,H,W)
+        visible = batch.visible[:, None, None]
+        pyro.sample("obs", self.likelihood(loc, visible), obs=batch.observed[:, None, None])
+
+    # ------------------------------------------------------------------ the program
+    def forward(self, batch: SceneBatch) -> torch.Tensor:
+        plates = Plates.make(*check_batch(batch, self.config), device=batch.device)
+        K = plates.K
+        with plates.videos:
+            z_m, weight = self.sample_missingness(plates)
+            enumerated = z_m.dim() > 3  # model-side enumeration (dive-enum) adds leading dims
+            if not enumerated:
+                with plates.objects, plates.input_time:
+                    pyro.deterministic("present", 1 - z_m)
+            with plates.objects:
+                z_p = self.sample_pose(plates)
+                z_a = self.sample_appearance(plates)
+            components = self.render_objects(z_a, z_p)
+            frames_in = self.composite(components[:, :, :K], weight)
+            frames_future = self.composite(components[:, :, K:], None)
+            self.observe(plates, frames_in, frames_future, batch)
+        if enumerated:
+            return frames_in
+        # outside the plates, so a trace holds plain (B, T, 1, H, W) frames (Predictive left-pads
+        # such sites to max_plate_nesting; dive_pyro.models.sample_posterior does not)
+        return pyro.deterministic("frames", torch.cat([frames_in, frames_future], -4))

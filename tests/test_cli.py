@@ -55,11 +55,38 @@ def test_unknown_scenario_is_rejected(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_demo_writes_grids_and_table(tmp_path, monkeypatch):
+def test_demo_finetunes_evaluates_and_writes_report(tmp_path, monkeypatch, tiny_checkpoint):
     monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--num-sequences", "4"]) == 0
-    names = {p.name for p in (tmp_path / "demo").iterdir()}
-    assert {"baselines.md", "baselines.json", "scenario_elastic.png"} <= names
+    out = tmp_path / "demo"
+    args = [
+        "demo",
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--finetune-steps",
+        "2",
+        "--num-sequences",
+        "4",
+        "--grids",
+        "1",
+        "--baseline-sequences",
+        "2",
+    ]
+    assert main(args) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "report.md",
+        "metrics.json",
+        "elbo.png",
+        "sequence_0.png",
+        "baselines.md",
+        "scenario_elastic.png",
+    } <= names
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = next(k for k in metrics if k.startswith("DIVE tiny-cpu"))
+    assert "(step 6)" in model  # 4 shipped steps + 2 fine-tuning steps
+    assert "Does the shipped model visibly work?" in (out / "report.md").read_text()
 
 
 def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, tiny_checkpoint):

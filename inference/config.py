@@ -88,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None
     out_dir: str = "runs/dive"
+    max_seconds: float | None = None  # stop (with a checkpoint) after this much training time
     checkpoint_every: int | None = 500  # steps
     checkpoint_every_s: float | None = 900.0  # seconds
     keep_checkpoints: int = 0  # rotating numbered copies besides checkpoint.pt
@@ -173,7 +174,7 @@ class TrainConfig:
             raise bad("seed", "a non-negative integer")
         if self.num_threads is not None and self.num_threads < 1:
             raise bad("num_threads", "a positive integer or none")
-        for name in ("checkpoint_every", "checkpoint_every_s"):
+        for name in ("checkpoint_every", "checkpoint_every_s", "max_seconds"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise bad(name, "> 0 or none")

@@ -282,6 +282,15 @@ class _Run:
         self.rollbacks = int(extra.get("rollbacks", 0))
         self.elapsed_before = float(extra.get("elapsed_s", 0.0))
 
+    def _out_of_time(self) -> bool:
+        """``max_seconds`` reached; rank 0 decides so that every process stops at the same step."""
+        if self.config.max_seconds is None:
+            return False
+        flag = torch.tensor([float(self._elapsed() >= self.config.max_seconds)])
+        if self.ctx.enabled:
+            torch.distributed.broadcast(flag, src=0)
+        return bool(flag.item())
+
     def _elapsed(self) -> float:
         return self.elapsed_before + (time.monotonic() - self.t_start)
 
@@ -407,6 +416,9 @@ class _Run:
                 )
                 if due_steps or due_time:
                     self._checkpoint()
+            if self._out_of_time():
+                self.log.message(f"time budget of {cfg.max_seconds:g} s reached at step {self.step}")
+                return
             if stop_requested:
                 self._checkpoint()
                 self.log.message(f"stopped at step {self.step}: checkpoint written to {self.ckpt_path}")

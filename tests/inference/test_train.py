@@ -416,3 +416,11 @@ def test_time_based_checkpoints_rotation_and_progress_bar(tmp_path, capsys):
     assert load_checkpoint(tmp_path / "run" / "checkpoint-00000003.pt")["step"] == 3
     bar = capsys.readouterr().err
     assert "4/4" in bar and "nelbo_px=" in bar and "seq/s=" in bar
+
+
+def test_max_seconds_stops_early_with_a_checkpoint(tmp_path):
+    result, _, _ = _fit(tmp_path, steps=10_000, max_seconds=0.5)
+    assert 0 < result.step < 10_000 and not result.interrupted
+    assert result.checkpoint.is_file()
+    state = torch.load(result.checkpoint, weights_only=True)
+    assert state["step"] == result.step

@@ -1,4 +1,4 @@
-"""Overfit one batch of ``out_of_scene`` videos (slow: ≈ 40 s on one CPU thread).
+"""Overfit one batch of ``out_of_scene`` videos (≈ 40 s on one CPU thread; part of `make test`).
 
 Eight Moving-MNIST sequences (each digit out of scene for 2 input steps), average-pooled to
 32×32 so that a CPU run is short; official DIVE except narrower nets (hidden 32, h = 32).
@@ -13,7 +13,6 @@ blobs at the right places, hence the modest margins (measured: 22.6 vs 29.7 and 
 """
 
 import pyro
-import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
@@ -27,7 +26,6 @@ def _sse(a, b):
     return ((a - b) ** 2).sum((-1, -2, -3))  # per frame, summed over pixels (DIVE's "MSE")
 
 
-@pytest.mark.slow
 def test_overfit_out_of_scene_batch():
     pyro.set_rng_seed(0)
     batch = generate("out_of_scene", 8, seed=0).downsample(2)  # 32×32 frames, 14-pixel digits

@@ -102,8 +102,7 @@ def match_objects(
         raise ValueError(f"need at least as many model objects as true objects, got {M} < {N}")
     w = torch.ones(B, N, T) if weights is None else weights.detach().cpu().double()
     d2 = (
-        (true_positions.detach().cpu().double()[:, :, None] - pred_positions.detach().cpu().double()[:, None])
-        ** 2
+        (true_positions.detach().cpu().double()[:, :, None] - pred_positions.detach().cpu().double()[:, None]) ** 2
     ).sum(-1)  # (B, N, M, T)
     cost = (d2 * w[:, :, None]).sum(-1) / w[:, :, None].sum(-1).clamp_min(1e-12)
     perm = torch.empty(B, N, dtype=torch.long)
@@ -136,9 +135,7 @@ def interval_coverage(
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if samples.shape[1:] != truth.shape:
-        raise ValueError(
-            f"samples {tuple(samples.shape)} must be (S, *truth.shape) with truth {tuple(truth.shape)}"
-        )
+        raise ValueError(f"samples {tuple(samples.shape)} must be (S, *truth.shape) with truth {tuple(truth.shape)}")
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=samples.dtype, device=samples.device)
     lo, hi = torch.quantile(samples, q, dim=0)
     inside = (truth >= lo) & (truth <= hi)
@@ -150,9 +147,7 @@ def interval_coverage(
 def sbc_ranks(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Rank of each true value among its posterior draws: #(draws < truth), in {0, …, S}."""
     if samples.shape[1:] != truth.shape:
-        raise ValueError(
-            f"samples {tuple(samples.shape)} must be (S, *truth.shape) with truth {tuple(truth.shape)}"
-        )
+        raise ValueError(f"samples {tuple(samples.shape)} must be (S, *truth.shape) with truth {tuple(truth.shape)}")
     return (samples < truth.unsqueeze(0)).sum(0)
 
 

@@ -57,9 +57,7 @@ def _model_grids(trained, batch, out: Path, count: int) -> None:
     sub = batch[:count]
     full = predict_frames(trained.model, trained.guide, sub, use_mean=True, complete=True)
     own = predict_frames(trained.model, trained.guide, sub, use_mean=True, complete=False)
-    p_missing = (
-        trained.guide.missing_probability(sub) if hasattr(trained.guide, "missing_probability") else None
-    )
+    p_missing = trained.guide.missing_probability(sub) if hasattr(trained.guide, "missing_probability") else None
     for i in range(sub.batch_size):
         rows = {
             "observed": sub.observed[i],
@@ -70,9 +68,7 @@ def _model_grids(trained, batch, out: Path, count: int) -> None:
         flags = {"observed": sub.missing[i].any(0).tolist(), "ground truth": sub.missing[i].any(0).tolist()}
         if p_missing is not None:
             flags["model frames"] = (p_missing[i] > 0.5).any(0).tolist()
-        title = (
-            f"out_of_scene test sequence {i}: red = object missing (truth rows) / judged missing (model row)"
-        )
+        title = f"out_of_scene test sequence {i}: red = object missing (truth rows) / judged missing (model row)"
         _save(
             plot_frame_grid(rows, num_observed=sub.num_observed, missing=flags, title=title),
             out / f"sequence_{i}.png",
@@ -101,10 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if (shipped.parent / "log.jsonl").is_file():
             shutil.copy(shipped.parent / "log.jsonl", run / "log.jsonl")
         overrides = [f"steps={base.step + args.finetune_steps}", "resume=true"]
-        print(
-            f"[demo] fine-tuning the shipped model ({shipped}, step {base.step}) "
-            f"for {args.finetune_steps} SVI steps"
-        )
+        print(f"[demo] fine-tuning the shipped model ({shipped}, step {base.step}) for {args.finetune_steps} SVI steps")
         config = load_config(
             shipped.parent / "config.toml" if (shipped.parent / "config.toml").is_file() else "tiny-cpu",
             [*overrides, f"out_dir={run}"],

@@ -66,9 +66,7 @@ class _Accumulator:
         return out
 
 
-def evaluate_frames(
-    pred: torch.Tensor, batch: SceneBatch, protocol: str = "dive", chunk_size: int = 32
-) -> dict:
+def evaluate_frames(pred: torch.Tensor, batch: SceneBatch, protocol: str = "dive", chunk_size: int = 32) -> dict:
     """Table-1 metrics of ``pred`` ``(B, T, 1, H, W)`` against ``batch``, as Python floats.
 
     Returns ``{"rec", "rec_observed", "rec_missing", "pred"}`` → ``{bce, mse, mae, psnr, psnr_seq,
@@ -105,9 +103,7 @@ def evaluate_frames(
         acc["pred"].add(fm, ~is_input)
         acc["rec_missing"].add(fm, is_input & sub.missing.any(dim=1).cpu())
         visible = sub.visible[:, :K]
-        fo = frame_metrics(
-            p[:, :K] * visible, sub.observed[:, :K], region[:, :K] & visible, ssim_region=region[:, :K]
-        )
+        fo = frame_metrics(p[:, :K] * visible, sub.observed[:, :K], region[:, :K] & visible, ssim_region=region[:, :K])
         acc["rec_observed"].add(fo, torch.ones(fo["pixels"].shape, dtype=torch.bool))
     out: dict = {g: acc[g].result() for g in GROUPS}
     out.update(
@@ -152,9 +148,7 @@ def _published_group(row: dict, group: str) -> dict:
     return {ours: values.get(theirs) for theirs, ours in _PUBLISHED_AS.items()}
 
 
-def markdown_table(
-    results: dict[str, dict], scenario: str | None = None, include_reference: bool = True
-) -> str:
+def markdown_table(results: dict[str, dict], scenario: str | None = None, include_reference: bool = True) -> str:
     """Table-1 layout: one row per method, Rec / Pred × BCE, MSE, MAE, PSNR, PSNR-seq, SSIM,
     SSIM-DIVE, SSIM-OpenSTL (+ NELBO when a result has ``"nelbo"``), then a caption line.
 
@@ -163,14 +157,10 @@ def markdown_table(
     published DIVE and DDPAE rows are appended (their PSNR is per sequence, their SSIM DIVE's).
     """
     if not isinstance(results, dict):
-        raise TypeError(
-            f"results must be a dict of method name -> evaluate_frames output, got {type(results)}"
-        )
+        raise TypeError(f"results must be a dict of method name -> evaluate_frames output, got {type(results)}")
     for name, res in results.items():
         if not isinstance(res, dict) or "rec" not in res or "pred" not in res:
-            raise ValueError(
-                f"results[{name!r}] must be an evaluate_frames output with 'rec' and 'pred' groups"
-            )
+            raise ValueError(f"results[{name!r}] must be an evaluate_frames output with 'rec' and 'pred' groups")
     reference = {}
     if include_reference and scenario in ("occlusion", "out_of_scene", "elastic"):
         reference = {f"{m} (published)": TABLE1[scenario][m] for m in ("DIVE", "DDPAE")}
@@ -195,15 +185,11 @@ def markdown_table(
         add_row(name, {g: _published_group(row, g) for g in ("rec", "pred")}, row.get("nelbo"), True)
 
     settings = sorted(
-        {
-            (res.get("protocol", "?"), res.get("scored_pixels"), res.get("num_sequences"))
-            for res in results.values()
-        },
+        {(res.get("protocol", "?"), res.get("scored_pixels"), res.get("num_sequences")) for res in results.values()},
         key=str,
     )
     setting_text = "; ".join(
-        f"protocol {proto!r}, {_fmt(pixels, 0)} scored px/frame, {n} sequences"
-        for proto, pixels, n in settings
+        f"protocol {proto!r}, {_fmt(pixels, 0)} scored px/frame, {n} sequences" for proto, pixels, n in settings
     )
     caption = (
         f"Scenario: {scenario or 'unspecified'}. {setting_text}. BCE (nats), MSE, MAE: per-frame sums "

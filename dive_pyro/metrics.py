@@ -88,9 +88,7 @@ def _prepare(
 
 
 def _masked_sum(values: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
-    return torch.where(scored, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum(
-        dim=(2, 3, 4)
-    )
+    return torch.where(scored, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum(dim=(2, 3, 4))
 
 
 # --------------------------------------------------------------------------- pixel sums
@@ -131,9 +129,7 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, scored: torch.Tensor | None =
     return _psnr_from_sums(_masked_sum((p - t) ** 2, m), m.sum(dim=(2, 3, 4)))
 
 
-def psnr_sequence(
-    pred: torch.Tensor, target: torch.Tensor, scored: torch.Tensor | None = None
-) -> torch.Tensor:
+def psnr_sequence(pred: torch.Tensor, target: torch.Tensor, scored: torch.Tensor | None = None) -> torch.Tensor:
     """DIVE's PSNR: 10·log10(1 / mean pixel MSE over the whole sequence), capped, ``(B,)``."""
     p, t, m = _prepare(pred, target, scored)
     return _psnr_from_sums(_masked_sum((p - t) ** 2, m).sum(1), m.sum(dim=(1, 2, 3, 4)))
@@ -239,9 +235,7 @@ def ssim_dive(pred: torch.Tensor, target: torch.Tensor, scored: torch.Tensor | N
     return _ssim_region(p, t, m, ("ssim_dive",))["ssim_dive"]
 
 
-def ssim_openstl(
-    pred: torch.Tensor, target: torch.Tensor, scored: torch.Tensor | None = None
-) -> torch.Tensor:
+def ssim_openstl(pred: torch.Tensor, target: torch.Tensor, scored: torch.Tensor | None = None) -> torch.Tensor:
     """Per-frame SSIM in OpenSTL's convention (7×7 uniform, sample cov., range 2), ``(B, T)``."""
     p, t, m = _prepare(pred, target, scored)
     return _ssim_region(p, t, m, ("ssim_openstl",))["ssim_openstl"]

@@ -56,9 +56,7 @@ class ConvEncoder(nn.Module):
     8/16/32/64 → 256 (frame encoder); for S = 32, 8/16/32 → 128 (object encoder).
     """
 
-    def __init__(
-        self, size: int, out_dim: int, ngf: int = 8, in_channels: int = 1, batch_norm: bool = True
-    ) -> None:
+    def __init__(self, size: int, out_dim: int, ngf: int = 8, in_channels: int = 1, batch_norm: bool = True) -> None:
         super().__init__()
         n = _num_halvings(size, "size")
         layers: list[nn.Module] = []
@@ -91,9 +89,7 @@ class ConvDecoder(nn.Module):
     and ngf = 8: 128 → 32 (4²) → 16 (8²) → 8 (16²) → 1 (32²), as in the official code.
     """
 
-    def __init__(
-        self, in_dim: int, size: int, ngf: int = 8, out_channels: int = 1, batch_norm: bool = True
-    ) -> None:
+    def __init__(self, in_dim: int, size: int, ngf: int = 8, out_channels: int = 1, batch_norm: bool = True) -> None:
         super().__init__()
         n = _num_halvings(size, "size")
         layers: list[nn.Module] = []

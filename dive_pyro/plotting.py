@@ -68,9 +68,7 @@ def plot_frame_grid(
             ax.imshow(video[t], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             if t < len(flags) and flags[t]:
                 h, w = video[t].shape
-                ax.add_patch(
-                    Rectangle((-0.5, -0.5), w, h, fill=False, edgecolor=_MISSING_COLOR, linewidth=2.5)
-                )
+                ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, edgecolor=_MISSING_COLOR, linewidth=2.5))
             if r == 0:
                 future = num_observed is not None and t >= num_observed
                 ax.set_title(f"t={t}", fontsize=7, color=_FUTURE_COLOR if future else "black")
@@ -125,9 +123,7 @@ def plot_loss_curve(
     ax.plot(steps, losses, lw=0.8, alpha=0.5 if smooth > 1 else 1.0, label="per step")
     if smooth > 1 and len(losses) >= smooth:
         kernel = np.ones(smooth) / smooth
-        ax.plot(
-            steps[smooth - 1 :], np.convolve(losses, kernel, mode="valid"), lw=1.5, label=f"mean of {smooth}"
-        )
+        ax.plot(steps[smooth - 1 :], np.convolve(losses, kernel, mode="valid"), lw=1.5, label=f"mean of {smooth}")
         ax.legend(fontsize=8)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)

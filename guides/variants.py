@@ -30,9 +30,7 @@ class DdpaeGuide(DiveGuide):
     def _build_appearance(self) -> None:
         c = self.config
         self.object_encoder = ConvEncoder(c.object_size, c.object_latent, c.ngf, 1, c.batch_norm)
-        self.appearance_rnn = nn.LSTM(
-            c.object_latent + c.hidden, c.hidden, c.appearance_layers, batch_first=True
-        )
+        self.appearance_rnn = nn.LSTM(c.object_latent + c.hidden, c.hidden, c.appearance_layers, batch_first=True)
         self.static_fc = nn.Linear(c.hidden, c.static_dim)
         self.appearance_head = NormalHead(c.static_dim, c.appearance_dim)
 

@@ -175,15 +175,11 @@ def _diff(a: dict, b: dict) -> list[str]:
     return [f"{k}: {a.get(k, '<unset>')!r} vs {b.get(k, '<unset>')!r}" for k in keys if a.get(k) != b.get(k)]
 
 
-def check_compatible(
-    state: dict, variant: str, model_config: dict[str, Any], *, path: str | Path = ""
-) -> None:
+def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *, path: str | Path = "") -> None:
     """``ValueError`` unless the checkpoint was written for the same variant and model config."""
     where = f" {str(path)!r}" if path else ""
     if state["variant"] != variant:
-        raise ValueError(
-            f"checkpoint{where} is for variant {state['variant']!r}, but this run builds {variant!r}"
-        )
+        raise ValueError(f"checkpoint{where} is for variant {state['variant']!r}, but this run builds {variant!r}")
     saved = dict(state["config"].get("model") or {})
     if saved != dict(model_config):
         raise ValueError(

@@ -181,9 +181,7 @@ class TrainConfig:
         if self.keep_checkpoints < 0:
             raise bad("keep_checkpoints", ">= 0")
         if self.resume and self.overwrite:
-            raise ValueError(
-                "resume and overwrite are both true; choose one (resume continues, overwrite restarts)"
-            )
+            raise ValueError("resume and overwrite are both true; choose one (resume continues, overwrite restarts)")
         reserved = sorted(set(self.data) & set(RESERVED_DATA_KEYS))
         if reserved:
             raise ValueError(
@@ -250,9 +248,7 @@ def _coerce(name: str, value: Any, tp: Any, metadata: Any = None) -> Any:
     elif origin is tuple:
         args = typing.get_args(tp)
         if isinstance(value, list | tuple) and len(value) == len(args):
-            return tuple(
-                _coerce(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True))
-            )
+            return tuple(_coerce(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True)))
     elif tp is list or origin is list:
         if isinstance(value, list | tuple):
             return list(value)
@@ -409,9 +405,7 @@ def _read_toml(preset_or_path: str | Path) -> tuple[dict, str]:
     else:
         path = Path(preset_or_path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"no preset or config file named {text!r}; presets: {', '.join(list_presets())}"
-            )
+            raise FileNotFoundError(f"no preset or config file named {text!r}; presets: {', '.join(list_presets())}")
         source, content = str(path), path.read_text()
     try:
         return tomllib.loads(content), source
@@ -454,9 +448,7 @@ def apply_overrides(values: dict, overrides: list[str] | tuple[str, ...]) -> dic
     return out
 
 
-def load_config(
-    preset_or_path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> TrainConfig:
+def load_config(preset_or_path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Load a preset name (see :func:`list_presets`) or TOML path, apply ``overrides``, and validate.
 
     ``preset_or_path=None`` starts from the dataclass defaults (which then need ``steps=`` or

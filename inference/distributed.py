@@ -120,9 +120,7 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return out
 
 
-def broadcast_module_states(
-    modules: list[torch.nn.Module], ctx: DistContext, *, buffers_only: bool = False
-) -> None:
+def broadcast_module_states(modules: list[torch.nn.Module], ctx: DistContext, *, buffers_only: bool = False) -> None:
     """Copy rank 0's parameters and buffers to every rank (identical start even if inits differ).
 
     With ``buffers_only`` (called before every step) only buffers such as BatchNorm running

@@ -56,9 +56,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     return TrainedModel(model, guide, elbo, config, int(state["step"]))
 
 
-def fixed_test_set_for(
-    config: TrainConfig, scenario: str | None = None, num_sequences: int = 1024
-) -> SceneBatch:
+def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_sequences: int = 1024) -> SceneBatch:
     """The fixed test set of ``scenario`` (default: the training scenario) at the model's resolution."""
     from dive_pyro.data import fixed_test_set
 
@@ -75,9 +73,7 @@ def fixed_test_set_for(
 
 
 @torch.no_grad()
-def predict_frames(
-    model, guide, batch: SceneBatch, *, use_mean: bool = True, complete: bool = True
-) -> torch.Tensor:
+def predict_frames(model, guide, batch: SceneBatch, *, use_mean: bool = True, complete: bool = True) -> torch.Tensor:
     """Frames ``(B, T, 1, H, W)`` in [0, 1] from the guide's posterior mean (``use_mean``) or one draw.
 
     ``complete=True`` renders every object in every frame (the imputed complete video, compared
@@ -132,10 +128,7 @@ def evaluate_checkpoint(
         losses.append(nelbo(trained.model, trained.guide, trained.elbo, chunk) * chunk.batch_size)
         if num_samples > 1:
             draws = torch.stack(
-                [
-                    predict_frames(trained.model, trained.guide, chunk, use_mean=False)
-                    for _ in range(num_samples)
-                ]
+                [predict_frames(trained.model, trained.guide, chunk, use_mean=False) for _ in range(num_samples)]
             )  # (S, B, T, 1, H, W)
             target, scored = chunk.complete[:, K:], chunk.scored[:, K:]
             err = (((draws[:, :, K:] - target) ** 2) * scored).flatten(2).sum(-1)  # (S, B)
@@ -145,9 +138,7 @@ def evaluate_checkpoint(
     total_nelbo = sum(losses) / batch.batch_size
     results = {name: evaluate_frames(torch.cat(single), batch, protocol=protocol)}
     # what was seen is best explained by the model's own frames, in which missing objects are absent
-    results[name]["rec_observed"] = evaluate_frames(torch.cat(masked), batch, protocol=protocol)[
-        "rec_observed"
-    ]
+    results[name]["rec_observed"] = evaluate_frames(torch.cat(masked), batch, protocol=protocol)["rec_observed"]
     if num_samples > 1:
         results[f"{name} best-of-{num_samples}"] = evaluate_frames(torch.cat(best), batch, protocol=protocol)
         results[f"{name} mean-of-{num_samples}"] = evaluate_frames(torch.cat(mean), batch, protocol=protocol)

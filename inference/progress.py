@@ -46,9 +46,7 @@ class RunLog:
         if enabled and progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(
-                total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr
-            )
+            self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def record(self, rec: dict) -> None:
         """Append ``rec`` (must have ``step``) to the log and TensorBoard."""

@@ -240,9 +240,7 @@ class _Run:
         self.num_steps = config.num_steps(ctx.world_size)
         for name in GUIDE_SCHEDULES:
             if getattr(config, name) is not None and not hasattr(guide, name):
-                raise ValueError(
-                    f"{name} is set to {getattr(config, name)!r} but the guide has no attribute {name!r}"
-                )
+                raise ValueError(f"{name} is set to {getattr(config, name)!r} but the guide has no attribute {name!r}")
         self.params = _params(model, guide)
         if not self.params:
             raise ValueError("model and guide have no trainable parameters")
@@ -296,9 +294,7 @@ class _Run:
 
     def _checkpoint(self) -> None:
         if not all(torch.isfinite(p).all() for p in self.params):
-            raise TrainingDivergedError(
-                f"parameters became non-finite by step {self.step}; checkpoint not written"
-            )
+            raise TrainingDivergedError(f"parameters became non-finite by step {self.step}; checkpoint not written")
         if self.ctx.is_main:
             save_checkpoint(self._state(), self.ckpt_path, keep=self.config.keep_checkpoints)
         self.last_ckpt_time, self.last_ckpt_step = time.monotonic(), self.step
@@ -394,18 +390,14 @@ class _Run:
             except KeyboardInterrupt:  # second Ctrl-C, or raised outside the main thread
                 if not in_update:
                     self._checkpoint()
-                self.log.message(
-                    f"interrupted at step {self.step}; {self.ckpt_path} holds step {self.last_ckpt_step}"
-                )
+                self.log.message(f"interrupted at step {self.step}; {self.ckpt_path} holds step {self.last_ckpt_step}")
                 self.result.interrupted = True
                 return
             self.step += 1
             self.result.losses.append(record["loss"])
             if (self.step - 1) % cfg.log_every == 0 or record["skipped"]:
                 self.log.record(record)
-            self.log.update(
-                **{"nelbo_px": f"{record['loss_per_pixel']:.4g}", "seq/s": f"{record['seq_per_s']:.0f}"}
-            )
+            self.log.update(**{"nelbo_px": f"{record['loss_per_pixel']:.4g}", "seq/s": f"{record['seq_per_s']:.0f}"})
             if record["skipped"]:
                 self._handle_bad_step(record)
             else:
@@ -452,9 +444,7 @@ class _Run:
                 raise
             loss, reason = math.nan, f"invalid distribution parameters ({str(exc).splitlines()[0][:120]})"
         all_reduce_grads(self.params, self.ctx)
-        totals = all_reduce_sum(
-            torch.tensor([loss, float(self.stop.requested)], dtype=torch.float64), self.ctx
-        )
+        totals = all_reduce_sum(torch.tensor([loss, float(self.stop.requested)], dtype=torch.float64), self.ctx)
         loss, stop_requested = float(totals[0]), bool(totals[1] > 0)
         max_norm = cfg.clip_norm if cfg.clip_norm is not None else math.inf
         if all(p.grad is None for p in self.params):
@@ -488,9 +478,7 @@ class _Run:
     def _handle_bad_step(self, record: dict) -> None:
         self.bad_streak += 1
         self.result.skipped_steps.append(record["step"])
-        self.log.message(
-            f"step {record['step']} skipped: {record['reason']} (bad steps in a row: {self.bad_streak})"
-        )
+        self.log.message(f"step {record['step']} skipped: {record['reason']} (bad steps in a row: {self.bad_streak})")
         if self.bad_streak < self.config.max_bad_steps:
             return
         if self.rollbacks > 0 or self.result.rolled_back:
@@ -509,6 +497,4 @@ class _Run:
         barrier(self.ctx)
         self.log.truncate(self.step)
         self.log.record({"step": self.step, "event": "rollback", "failed_at": failed_at})
-        self.log.message(
-            f"rolled back to step {self.step} after {self.config.max_bad_steps} non-finite steps"
-        )
+        self.log.message(f"rolled back to step {self.step} after {self.config.max_bad_steps} non-finite steps")

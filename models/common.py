@@ -101,9 +101,7 @@ def missingness_from_gaussian(
     raise ValueError(f"missingness mode must be 'straight_through', 'soft' or 'official', got {mode!r}")
 
 
-def pose_transition(
-    z_p_0: torch.Tensor, beta: torch.Tensor, s0: float, scale_range: float = 1.0
-) -> torch.Tensor:
+def pose_transition(z_p_0: torch.Tensor, beta: torch.Tensor, s0: float, scale_range: float = 1.0) -> torch.Tensor:
     """``z_p^t = f_tran(z_p^{t−1}, β^t)`` (paper Eq. 5) as in the official code: additive in
     unconstrained space, ``raw^t = z_p^0 + Σ_{k≤t} β^k`` (frame 0 already includes β^0), then the
     pose constraint. ``z_p_0`` is ``(..., 1, 3)``, ``beta`` ``(..., T, 3)``; returns ``(..., T, 3)``."""

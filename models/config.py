@@ -101,9 +101,7 @@ class DiveConfig:
                 f"positive and (x, y) = tanh(.)·(s - 0.5) well defined, got {self.s0 - self.scale_range}"
             )
         if len(self.initial_pose_scale) != 3 or min(self.initial_pose_scale) <= 0:
-            raise ValueError(
-                f"DiveConfig.initial_pose_scale must be 3 positive sds, got {self.initial_pose_scale!r}"
-            )
+            raise ValueError(f"DiveConfig.initial_pose_scale must be 3 positive sds, got {self.initial_pose_scale!r}")
         for name in ("imputation_p", "appearance_dropout_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DiveConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")

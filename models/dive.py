@@ -43,9 +43,7 @@ class DiveModel(PyroModule):
     def __init__(self, config: DiveConfig | None = None) -> None:
         super().__init__(name="model")  # distinct param-store prefix from the guide's
         self.config = config = config if config is not None else DiveConfig()
-        self.decoder = ConvDecoder(
-            config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm
-        )
+        self.decoder = ConvDecoder(config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm)
         dcgan_init(self.decoder, config.init_std)
         self.register_buffer("pose_loc", torch.tensor([config.s0, 0.0, 0.0]))
         self.register_buffer("pose_scale", torch.tensor(config.initial_pose_scale, dtype=torch.float32))
@@ -85,9 +83,7 @@ class DiveModel(PyroModule):
             return dist.Bernoulli(probs=probs, validate_args=False)
         if kind == "continuous_bernoulli":
             return dist.ContinuousBernoulli(probs=probs)
-        raise ValueError(
-            f"config.likelihood must be 'normal', 'bernoulli' or 'continuous_bernoulli', got {kind!r}"
-        )
+        raise ValueError(f"config.likelihood must be 'normal', 'bernoulli' or 'continuous_bernoulli', got {kind!r}")
 
     def likelihood(self, loc: torch.Tensor, visible: torch.Tensor, event_dim: int = 4) -> dist.Distribution:
         """The observation distribution: pixels masked to ``visible`` *before* ``to_event`` (so
@@ -147,9 +143,7 @@ class DiveModel(PyroModule):
         with plates.time:
             return pyro.sample("z_a", self.appearance_prior((plates.B, plates.N, plates.T)))
 
-    def observe(
-        self, plates: Plates, frames_in: torch.Tensor, frames_future: torch.Tensor, batch: SceneBatch
-    ) -> None:
+    def observe(self, plates: Plates, frames_in: torch.Tensor, frames_future: torch.Tensor, batch: SceneBatch) -> None:
         """Inside ``videos``: one site over all T frames (paper Eq. 9), masked to visible pixels.
 
         DEVIATION: the official code has two sites (``masked_obs`` for the inputs, ``obs`` for the

@@ -45,9 +45,7 @@ class PosteriorMean(Messenger):
 def _replayed(model: DiveModel, guide_trace, use_mean: bool):
     model_fn = poutine.replay(model, trace=guide_trace)
     if isinstance(model, EnumDiveModel):  # missingness: exact posterior mode or draw given the rest
-        return infer_discrete(
-            model_fn, first_available_dim=-1 - MAX_PLATE_NESTING, temperature=0 if use_mean else 1
-        )
+        return infer_discrete(model_fn, first_available_dim=-1 - MAX_PLATE_NESTING, temperature=0 if use_mean else 1)
     return model_fn
 
 

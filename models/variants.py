@@ -72,16 +72,12 @@ class EnumDiveModel(BernoulliDiveModel):
         zs = []
         for i in pyro.plate("objects_sequential", plates.N):
             with plates.input_time:
-                z = pyro.sample(
-                    f"z_m_{i}", self.missingness_prior((B, 1, K)), infer={"enumerate": "parallel"}
-                )
+                z = pyro.sample(f"z_m_{i}", self.missingness_prior((B, 1, K)), infer={"enumerate": "parallel"})
             zs.append(z.expand(*z.shape[:-3], B, 1, K))
         z_m = torch.cat(torch.broadcast_tensors(*zs), dim=-2)  # (..., B, N, K), enum dims on the left
         return z_m, 1 - z_m
 
-    def observe(
-        self, plates: Plates, frames_in: torch.Tensor, frames_future: torch.Tensor, batch: SceneBatch
-    ) -> None:
+    def observe(self, plates: Plates, frames_in: torch.Tensor, frames_future: torch.Tensor, batch: SceneBatch) -> None:
         K = plates.K
         with plates.input_time:
             visible = batch.visible[:, None, :K]  # (B, 1, K, 1, H, W)

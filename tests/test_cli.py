@@ -126,8 +126,6 @@ def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
         "data.downsample=4",
     ]
     assert main(["train", "tiny-cpu", *overrides, "--out-dir", str(tmp_path / "run")]) == 0
-    assert {"checkpoint.pt", "config.toml", "log.jsonl", "elbo.png"} <= {
-        p.name for p in (tmp_path / "run").iterdir()
-    }
+    assert {"checkpoint.pt", "config.toml", "log.jsonl", "elbo.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
     assert main(["train", "tiny-cpu", "bogus=1"]) == 2
     assert "unknown key 'bogus'" in capsys.readouterr().err

@@ -101,9 +101,7 @@ def test_full_protocol_scores_the_hidden_rows_and_rec_missing_selects_frames():
     assert res["rec"]["mse"] == pytest.approx(hidden.mean().item(), rel=1e-12)
     assert res["rec_missing"]["mse"] == pytest.approx((hidden[0, 1] + hidden[2, 0]).item() / 2, rel=1e-12)
     # per-sequence PSNR of rec_missing: one frame in each of videos 0 and 2
-    expected = np.mean(
-        [10 * math.log10(H * W / hidden[0, 1].item()), 10 * math.log10(H * W / hidden[2, 0].item())]
-    )
+    expected = np.mean([10 * math.log10(H * W / hidden[0, 1].item()), 10 * math.log10(H * W / hidden[2, 0].item())])
     assert res["rec_missing"]["psnr_seq"] == pytest.approx(expected, rel=1e-12)
     assert res["rec_observed"]["mse"] == 0.0
 

@@ -49,10 +49,7 @@ def _skimage(pred, target, kind):
     B, T = pred.shape[:2]
     return np.array(
         [
-            [
-                structural_similarity(pred[b, t, 0].numpy(), target[b, t, 0].numpy(), **kwargs)
-                for t in range(T)
-            ]
+            [structural_similarity(pred[b, t, 0].numpy(), target[b, t, 0].numpy(), **kwargs) for t in range(T)]
             for b in range(B)
         ]
     )
@@ -89,9 +86,7 @@ def test_bce_matches_torch_on_clamped_predictions():
     p[0, 0, 0, 0] = 0.0
     p[1, 2, 0, 1] = 1.0
     t = torch.rand(2, 3, 1, 5, 4, generator=g, dtype=torch.float64)
-    ref = torch.nn.functional.binary_cross_entropy(p.clamp(1e-4, 1 - 1e-4), t, reduction="none").sum(
-        (2, 3, 4)
-    )
+    ref = torch.nn.functional.binary_cross_entropy(p.clamp(1e-4, 1 - 1e-4), t, reduction="none").sum((2, 3, 4))
     torch.testing.assert_close(bce(p, t), ref, rtol=1e-12, atol=0)
 
 

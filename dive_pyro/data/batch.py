@@ -69,9 +69,7 @@ class SceneBatch:
         check_frames(self.complete, "complete")
         B, T, _, H, W = self.observed.shape
         if self.complete.shape != self.observed.shape:
-            raise ValueError(
-                f"complete has shape {tuple(self.complete.shape)}, expected {tuple(self.observed.shape)}"
-            )
+            raise ValueError(f"complete has shape {tuple(self.complete.shape)}, expected {tuple(self.observed.shape)}")
         for name in ("visible", "scored"):
             m = getattr(self, name)
             if m.shape != self.observed.shape or m.dtype != torch.bool:

@@ -159,9 +159,7 @@ def _read_bundle(path: Path, sha256: dict[str, str]) -> tuple[np.ndarray, np.nda
         with open(path, "rb") as fid, np.load(fid, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in ("images", "labels")}
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"MNIST bundle not found: {path} (run scripts/build_mnist_bundle.py)"
-        ) from None
+        raise FileNotFoundError(f"MNIST bundle not found: {path} (run scripts/build_mnist_bundle.py)") from None
     except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(
             f"corrupt MNIST bundle {path}: expected an npz with uint8 'images' (N, 28, 28) and 'labels' (N,) "
@@ -170,8 +168,7 @@ def _read_bundle(path: Path, sha256: dict[str, str]) -> tuple[np.ndarray, np.nda
     images, labels = arrays["images"], arrays["labels"]
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
         raise ValueError(
-            f"corrupt MNIST bundle {path}: expected uint8 images (N, 28, 28), got "
-            f"{images.dtype} {images.shape}"
+            f"corrupt MNIST bundle {path}: expected uint8 images (N, 28, 28), got {images.dtype} {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.shape != images.shape[:1]:
         raise ValueError(
@@ -207,9 +204,7 @@ def _class_balanced_train_mask(labels: np.ndarray) -> np.ndarray:
     return mask
 
 
-def load_digits(
-    split: str = "train", path: str | os.PathLike | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def load_digits(split: str = "train", path: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST digits for DIVE's Moving-MNIST generator (paper §4.2).
 
     Args:
@@ -256,9 +251,7 @@ def load_mnist_test_seq(path: str | os.PathLike, count: int | None = None) -> to
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise ValueError(
-            f"{path}: not a readable .npy file; expected shape (20, N, 64, 64) uint8 ({err})"
-        ) from err
+        raise ValueError(f"{path}: not a readable .npy file; expected shape (20, N, 64, 64) uint8 ({err})") from err
     if not isinstance(data, np.ndarray):
         data.close()
         raise ValueError(f"{path}: expected a single .npy array of shape (20, N, 64, 64) uint8, got an npz")

@@ -121,8 +121,7 @@ def _check_annotation(ann: MotsAnnotation) -> MotsAnnotation:
         raise ValueError(f"{ann.where}: unknown class_id {ann.class_id} (known: {known})")
     if ann.track_id // 1000 != ann.class_id:
         raise ValueError(
-            f"{ann.where}: track_id {ann.track_id} must be class_id * 1000 + instance with "
-            f"class_id {ann.class_id}"
+            f"{ann.where}: track_id {ann.track_id} must be class_id * 1000 + instance with class_id {ann.class_id}"
         )
     try:
         x, y, w, h = ann.bbox()
@@ -130,8 +129,7 @@ def _check_annotation(ann: MotsAnnotation) -> MotsAnnotation:
         raise ValueError(f"{ann.where}: invalid COCO RLE ({err})") from err
     if x + w > ann.width or y + h > ann.height:
         raise ValueError(
-            f"{ann.where}: mask box x={x:g} y={y:g} w={w:g} h={h:g} lies outside the "
-            f"{ann.height}x{ann.width} image"
+            f"{ann.where}: mask box x={x:g} y={y:g} w={w:g} h={h:g} lies outside the {ann.height}x{ann.width} image"
         )
     return ann
 
@@ -157,9 +155,7 @@ def _check_unique(annotations: list[MotsAnnotation]) -> None:
     for a in annotations:
         other = seen.setdefault((a.frame, a.track_id), a)
         if other is not a:
-            raise ValueError(
-                f"{a.where}: track_id {a.track_id} already has a mask in frame {a.frame} ({other.where})"
-            )
+            raise ValueError(f"{a.where}: track_id {a.track_id} already has a mask in frame {a.frame} ({other.where})")
 
 
 def read_mots_txt(path: str | os.PathLike) -> list[MotsAnnotation]:
@@ -179,9 +175,7 @@ def write_mots_txt(path: str | os.PathLike, annotations: list[MotsAnnotation]) -
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(annotations, key=lambda a: (a.frame, a.track_id))
     path.write_text(
-        "".join(
-            f"{a.frame} {a.track_id} {a.class_id} {a.height} {a.width} {a.counts.decode()}\n" for a in rows
-        )
+        "".join(f"{a.frame} {a.track_id} {a.class_id} {a.height} {a.width} {a.counts.decode()}\n" for a in rows)
     )
     return path
 
@@ -279,17 +273,13 @@ class MotsSequence:
 
     def annotations_at(self, t: int, class_id: int | None = None) -> list[MotsAnnotation]:
         if t not in self._by_frame:
-            raise KeyError(
-                f"frame {t} is not in sequence {self.name!r} (frames {self.frames[0]}..{self.frames[-1]})"
-            )
+            raise KeyError(f"frame {t} is not in sequence {self.name!r} (frames {self.frames[0]}..{self.frames[-1]})")
         return [a for a in self._by_frame[t] if class_id is None or a.class_id == class_id]
 
     def frame(self, t: int) -> torch.Tensor:
         """Frame ``t`` (a frame number as in the annotations) as a ``(H, W)`` grayscale float in [0, 1]."""
         if t not in self._by_frame:
-            raise KeyError(
-                f"frame {t} is not in sequence {self.name!r} (frames {self.frames[0]}..{self.frames[-1]})"
-            )
+            raise KeyError(f"frame {t} is not in sequence {self.name!r} (frames {self.frames[0]}..{self.frames[-1]})")
         if t in self._cache:
             self._cache.move_to_end(t)
             return self._cache[t]
@@ -312,9 +302,7 @@ class MotsSequence:
         """The sub-sequence of frames ``first..last`` (inclusive), e.g. for a train/test split in time."""
         frames = [f for f in self.frames if first <= f <= last]
         anns = [a for a in self.annotations if first <= a.frame <= last]
-        return MotsSequence(
-            anns, self.image_dir, image_pattern=self.image_pattern, frames=frames, name=self.name
-        )
+        return MotsSequence(anns, self.image_dir, image_pattern=self.image_pattern, frames=frames, name=self.name)
 
 
 def open_mots_sequence(
@@ -329,9 +317,7 @@ def open_mots_sequence(
         layouts.insert(0, (root / "instances_txt" / f"{name}.txt", root / "images" / name))
     for txt, images in layouts:
         if txt.is_file():
-            return MotsSequence(
-                read_mots_txt(txt), images, image_pattern=image_pattern, name=name or root.name
-            )
+            return MotsSequence(read_mots_txt(txt), images, image_pattern=image_pattern, name=name or root.name)
     tried = ", ".join(str(t) for t, _ in layouts)
     raise FileNotFoundError(f"no MOTS annotations under {root} (tried {tried})")
 
@@ -428,9 +414,7 @@ def build_sequences(
     if padding < 0:
         raise ValueError(f"padding must be >= 0, got {padding}")
     if missing_steps < 0 or (missing_steps and K < missing_steps + 4):
-        raise ValueError(
-            f"missing_steps must satisfy 0 <= n <= num_observed - 4 = {K - 4}, got {missing_steps}"
-        )
+        raise ValueError(f"missing_steps must satisfy 0 <= n <= num_observed - 4 = {K - 4}, got {missing_steps}")
     min_track_frames = math.ceil(T / 2) if min_track_frames is None else min_track_frames
     if not 1 <= min_track_frames <= T:
         raise ValueError(f"min_track_frames must be in [1, num_frames = {T}], got {min_track_frames}")
@@ -452,9 +436,7 @@ def build_sequences(
             continue
         total = {k: sum(a.area() for a in anns[k] if a is not None) for k in candidates}
         chosen = sorted(candidates, key=lambda k: (-total[k], k))[:N]
-        videos.append(
-            _window(seq, window, [anns[k] for k in chosen], N, frame_size, padding, occlusion_threshold)
-        )
+        videos.append(_window(seq, window, [anns[k] for k in chosen], N, frame_size, padding, occlusion_threshold))
         meta_frames.append(list(window))
         meta_tracks.append(chosen + [-1] * (N - len(chosen)))
         meta_boxes.append(videos[-1].pop("box"))

@@ -125,9 +125,7 @@ def _resolve_options(scenario: str, options: dict, frame_size: int):
     valid = [f.name for f in fields(cls)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise TypeError(
-            f"unknown option(s) {unknown} for scenario {scenario!r}; valid options: {valid or 'none'}"
-        )
+        raise TypeError(f"unknown option(s) {unknown} for scenario {scenario!r}; valid options: {valid or 'none'}")
     opts = cls(**options)
     if isinstance(opts, OcclusionOptions):
         rows = frame_size // 2 if opts.occluded_rows is None else opts.occluded_rows
@@ -191,9 +189,7 @@ def _digit_pool(split: str) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- dynamics
-def bounce_trajectory(
-    start: torch.Tensor, theta: torch.Tensor, step_length: float, num_frames: int
-) -> torch.Tensor:
+def bounce_trajectory(start: torch.Tensor, theta: torch.Tensor, step_length: float, num_frames: int) -> torch.Tensor:
     """Positions ``(..., T, 2)`` (x, y) in canvas units after each of ``T`` reflecting steps.
 
     ``start`` is ``(..., 2)``, ``theta`` is ``(...)``; the velocity is ``step_length * (cos, sin)``.

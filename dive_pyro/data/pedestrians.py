@@ -56,9 +56,7 @@ def _cv2():
     try:
         import cv2
     except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "decoding video needs opencv-python-headless: pip install 'dive-pyro[video]'"
-        ) from err
+        raise ImportError("decoding video needs opencv-python-headless: pip install 'dive-pyro[video]'") from err
     return cv2
 
 
@@ -80,9 +78,7 @@ def default_vtest_path() -> Path:
 
 def _extract_member(deb: Path, member: str, out: Path) -> None:
     """Stream ``dpkg-deb --fsys-tarfile deb`` through :mod:`tarfile` and write ``member`` to ``out``."""
-    proc = subprocess.Popen(
-        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     found = False
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
@@ -133,9 +129,7 @@ def fetch_vtest(dest: str | os.PathLike | None = None) -> Path:
                 timeout=900,
             )
         except subprocess.TimeoutExpired as err:
-            raise RuntimeError(
-                f"apt-get download {VTEST_PACKAGE} timed out after {err.timeout:.0f} s"
-            ) from err
+            raise RuntimeError(f"apt-get download {VTEST_PACKAGE} timed out after {err.timeout:.0f} s") from err
         debs = sorted(Path(tmp).glob(f"{VTEST_PACKAGE}_*.deb"))
         if run.returncode != 0 or not debs:
             msg = (run.stderr or run.stdout).strip().splitlines()[-3:]
@@ -149,9 +143,7 @@ def fetch_vtest(dest: str | os.PathLike | None = None) -> Path:
         _extract_member(debs[0], VTEST_MEMBER, part)
     if _sha256(part) != VTEST_SHA256:
         part.unlink()
-        raise RuntimeError(
-            f"vtest.avi from {VTEST_PACKAGE} has an unexpected sha256 (expected {VTEST_SHA256})"
-        )
+        raise RuntimeError(f"vtest.avi from {VTEST_PACKAGE} has an unexpected sha256 (expected {VTEST_SHA256})")
     part.replace(dest)
     return dest
 
@@ -300,9 +292,7 @@ def video_to_mots(
         detections.append([_box(m) for m in comps])
     tracks = _track(detections, opts)
     if len(tracks) > 999:
-        raise ValueError(
-            f"{len(tracks)} tracks exceed MOTS's 999 instances per class; raise min_track_length"
-        )
+        raise ValueError(f"{len(tracks)} tracks exceed MOTS's 999 instances per class; raise min_track_length")
     annotations = [
         MotsAnnotation.from_mask(t + 1, PEDESTRIAN * 1000 + n, masks[t][c])
         for n, track in enumerate(tracks, start=1)
@@ -326,9 +316,7 @@ def load_pedestrian_sequence(
     unless ``params.json`` there shows the same settings, then open it."""
     video_path = Path(video_path) if video_path is not None else default_vtest_path()
     if not video_path.is_file():
-        raise FileNotFoundError(
-            f"video not found: {video_path} (run `make data/vtest.avi` to fetch vtest.avi)"
-        )
+        raise FileNotFoundError(f"video not found: {video_path} (run `make data/vtest.avi` to fetch vtest.avi)")
     out_dir = Path(out_dir) if out_dir is not None else video_path.with_name(video_path.stem + "_mots")
     opts = options or SubtractionOptions()
     params = out_dir / "params.json"

@@ -105,16 +105,12 @@ def _load(path: Path) -> SceneLayout:
     )
 
 
-def _cached_set(
-    kind: str, seeds: dict, scenario: str, root, num_sequences: int, gen_kwargs: dict
-) -> SceneBatch:
+def _cached_set(kind: str, seeds: dict, scenario: str, root, num_sequences: int, gen_kwargs: dict) -> SceneBatch:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}")
     reserved = sorted(set(gen_kwargs) & set(_RESERVED))
     if reserved:
-        raise TypeError(
-            f"{kind} sets fix {reserved} themselves (seed per scenario, split='test'); remove them"
-        )
+        raise TypeError(f"{kind} sets fix {reserved} themselves (seed per scenario, split='test'); remove them")
     device = gen_kwargs.pop("device", "cpu")
     seed = seeds[scenario]
     params = {"kind": kind, "scenario": scenario, "seed": seed, "num_sequences": num_sequences}
@@ -126,9 +122,7 @@ def _cached_set(
         layout = _load(path)
     else:
         if path.exists():
-            warnings.warn(
-                f"checksum of cached {kind} set {path} is missing or wrong; regenerating it", stacklevel=3
-            )
+            warnings.warn(f"checksum of cached {kind} set {path} is missing or wrong; regenerating it", stacklevel=3)
         fresh = draw_layout(scenario, num_sequences, seed=seed, split="test", **gen_kwargs)
         _save(fresh, path)
         layout = _load(path)  # the stored (uint8-rounded) version, identical to later loads

@@ -239,9 +239,7 @@ def _build_module():
 
 def _fake_tarball(path: Path, digits: dict[int, np.ndarray], scale=lambda x: np.round(x / 255, 3)) -> Path:
     with tarfile.open(path, "w:gz") as tar:
-        files = {
-            f"package/src/digits/{c}.json": {"data": scale(d).ravel().tolist()} for c, d in digits.items()
-        }
+        files = {f"package/src/digits/{c}.json": {"data": scale(d).ravel().tolist()} for c, d in digits.items()}
         files = {k: json.dumps(v).encode() for k, v in files.items()}
         files["package/LICENSE"] = b"MIT licence text"
         for name, data in files.items():

@@ -254,16 +254,12 @@ def test_build_sequences_foreground_and_full_content(fixture):
     kw = dict(num_objects=3, num_frames=4, num_observed=2, frame_size=6, padding=0.0)
     r, c = torch.meshgrid(torch.arange(6.0), torch.arange(6.0), indexing="ij")
     # block mean of the linear ramp = value at the block centre
-    crop = torch.stack(
-        [(2 * (10 + 2 * c + 0.5) + 3 * (8 + 2 * r + 0.5) + 10 * t) / 255 for t in (1, 2, 3, 4)]
-    )
+    crop = torch.stack([(2 * (10 + 2 * c + 0.5) + 3 * (8 + 2 * r + 0.5) + 10 * t) / 255 for t in (1, 2, 3, 4)])
     fg = build_sequences(seq, content="foreground", **kw)
     assert torch.allclose(fg.objects[0, :, :, 0], _expected_binary() * crop, atol=1e-6)
     assert torch.allclose(fg.complete[0, :, 0], (_expected_binary() * crop).sum(0), atol=1e-6)
     full = build_sequences(seq, content="full", **kw)
-    assert torch.allclose(full.complete[0, :, 0], crop, atol=1e-6) and torch.equal(
-        full.observed, full.complete
-    )
+    assert torch.allclose(full.complete[0, :, 0], crop, atol=1e-6) and torch.equal(full.observed, full.complete)
     assert torch.equal(full.objects, fg.objects)
 
 

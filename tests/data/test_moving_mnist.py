@@ -151,9 +151,7 @@ def test_out_of_scene_gaps_two_consecutive_input_steps():
     miss = batch.missing
     assert torch.equal(miss.sum(-1), torch.full(miss.shape[:2], 2))
     t0 = miss.float().argmax(-1)
-    assert torch.equal(
-        miss[torch.arange(100)[:, None], torch.arange(2), t0 + 1], torch.ones(100, 2, dtype=bool)
-    )
+    assert torch.equal(miss[torch.arange(100)[:, None], torch.arange(2), t0 + 1], torch.ones(100, 2, dtype=bool))
     assert set(t0.unique().tolist()) == set(range(2, 9))  # paper: t0 in [3, 9] counted from 1
     assert not miss[..., K:].any()
     # the removed object's own pixels vanish where the other one is not drawn
@@ -220,27 +218,19 @@ def test_elastic_displaces_both_axes_by_default_and_rows_only_with_official_bug(
             for t in range(T):
                 x, y = top[0, i, t].tolist()
                 ref = digit[0].float() / 255
-                undeformed_paper &= torch.allclose(
-                    paper.objects[0, i, t, 0, y : y + 28, x : x + 28], ref, atol=1e-5
-                )
+                undeformed_paper &= torch.allclose(paper.objects[0, i, t, 0, y : y + 28, x : x + 28], ref, atol=1e-5)
                 x, y = (bug.positions[0, i, t] - 13.5).long().tolist()
-                undeformed_bug &= torch.allclose(
-                    bug.objects[0, i, t, 0, y : y + 28, x : x + 28], ref, atol=1e-5
-                )
+                undeformed_bug &= torch.allclose(bug.objects[0, i, t, 0, y : y + 28, x : x + 28], ref, atol=1e-5)
         assert not undeformed_paper  # paper: columns move too, so even vertical stripes change
         # official bug: rows move within each column -> column-only images are untouched
         assert undeformed_bug == vertical
 
 
 def test_alpha_schedules():
-    torch.testing.assert_close(
-        alpha_schedule(100.0, 5), torch.tensor([100.0, 75, 50, 25, 0], dtype=torch.float64)
-    )
+    torch.testing.assert_close(alpha_schedule(100.0, 5), torch.tensor([100.0, 75, 50, 25, 0], dtype=torch.float64))
     official = alpha_schedule(100.0, 20, official=True)
     assert (
-        official[0] == 100
-        and official[-1] == 5
-        and torch.allclose(official.diff(), torch.full((19,), -5.0).double())
+        official[0] == 100 and official[-1] == 5 and torch.allclose(official.diff(), torch.full((19,), -5.0).double())
     )
 
 

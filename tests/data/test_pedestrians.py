@@ -30,9 +30,7 @@ def test_fetch_reports_apt_failure_clearly(tmp_path, monkeypatch):
     _stub(tmp_path, "apt-get", 'echo "E: Unable to locate package opencv-doc" >&2\nexit 100\n')
     _stub(tmp_path, "dpkg-deb", "exit 1\n")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(
-        RuntimeError, match=r"apt-get download opencv-doc failed \(exit 100\): E: Unable to locate"
-    ):
+    with pytest.raises(RuntimeError, match=r"apt-get download opencv-doc failed \(exit 100\): E: Unable to locate"):
         ped.fetch_vtest(tmp_path / "out" / "vtest.avi")
     assert not (tmp_path / "out" / "vtest.avi").exists()
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))

@@ -99,9 +99,7 @@ def _positions(batches):
 
 
 def test_dataset_streams_deterministic_distinct_and_worker_independent():
-    digits = torch.randint(
-        0, 256, (10, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
-    )
+    digits = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     kwargs = {"seed": 3, "num_batches": 4, "digits": digits}
     ds = MovingMNISTDataset("out_of_scene", 2, **kwargs)
     epoch0 = list(ds)

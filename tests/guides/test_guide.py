@@ -41,9 +41,7 @@ def test_imputation_replaces_the_encoder_state():
     present = torch.ones(B, N, K)
     guide.train()
     guide.imputation_p = 1.0  # always impute (gamma = 0): frame 1 uses FC(h_p^0) only
-    torch.testing.assert_close(
-        _beta_loc(guide, h_y, present, state), _beta_loc(guide, bumped, present, state)
-    )
+    torch.testing.assert_close(_beta_loc(guide, h_y, present, state), _beta_loc(guide, bumped, present, state))
     guide.imputation_p = 0.0  # never impute
     assert not torch.allclose(_beta_loc(guide, h_y, present, state), _beta_loc(guide, bumped, present, state))
     guide.eval()  # no mixing at evaluation, whatever imputation_p says ...
@@ -122,9 +120,7 @@ def test_lstm2_stateless_option_matches_official_recursion():
         torch.testing.assert_close(h_a[:, :, t], x.reshape(B, N, D))
     stateful = DiveGuide(DiveConfig.tiny(batch_norm=False, num_frames=5)).eval()
     stateful.load_state_dict(guide.state_dict())
-    assert not torch.allclose(
-        stateful.appearance_features(y, z_p, torch.ones(B, N, K), 5)[1][:, :, K:], h_a[:, :, K:]
-    )
+    assert not torch.allclose(stateful.appearance_features(y, z_p, torch.ones(B, N, K), 5)[1][:, :, K:], h_a[:, :, K:])
 
 
 def test_guide_never_reads_future_frames():

@@ -142,17 +142,12 @@ def test_model_and_data_must_agree_on_shared_keys():
     with pytest.raises(ValueError, match="data.frame_size = 48 disagrees with model.frame_size = 32"):
         load_config("tiny-cpu", ["data.frame_size=48"])
     assert load_config("tiny-cpu", ["data.frame_size=64"]).data_options()["frame_size"] == 64
-    assert (
-        load_config("tiny-cpu", ["data.frame_size=32", "data.downsample=1"]).data_options()["frame_size"]
-        == 32
-    )
+    assert load_config("tiny-cpu", ["data.frame_size=32", "data.downsample=1"]).data_options()["frame_size"] == 32
 
 
 def test_model_keys_are_checked_and_typed_against_dive_config():
     c = load_config("tiny-cpu", ["model.hidden=16", "model.initial_pose_scale=[0.2, 1, 1]", "model.s0=3"])
-    assert (
-        c.model["hidden"] == 16 and c.model["initial_pose_scale"] == (0.2, 1.0, 1.0) and c.model["s0"] == 3.0
-    )
+    assert c.model["hidden"] == 16 and c.model["initial_pose_scale"] == (0.2, 1.0, 1.0) and c.model["s0"] == 3.0
     with pytest.raises(ValueError, match=r"unknown model key 'hiden'.*valid model keys: frame_size"):
         load_config("tiny-cpu", ["model.hiden=16"])
     with pytest.raises(TypeError, match="model.hidden must be int"):
@@ -187,9 +182,7 @@ def test_config_file_errors(tmp_path):
 
 
 def test_dump_toml_writes_exact_values():
-    text = dump_toml(
-        {"a": 1, "b": 0.1, "c": 'x"y', "d": [1, [2.5, True]], "e": None, "t": {"k": 2, "n": None}}
-    )
+    text = dump_toml({"a": 1, "b": 0.1, "c": 'x"y', "d": [1, [2.5, True]], "e": None, "t": {"k": 2, "n": None}})
     assert text == 'a = 1\nb = 0.1\nc = "x\\"y"\nd = [1, [2.5, true]]\ne = "none"\n\n[t]\nk = 2\n'
 
 

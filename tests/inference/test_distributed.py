@@ -92,9 +92,7 @@ def test_two_rank_training_equals_one_process_and_only_rank0_writes(tmp_path):
         return SceneBatch.cat([stub.tiny_batch(derive_seed(0, r, s), 4, torch.float64) for r in (0, 1)])
 
     model, guide, elbo = stub.build_stub(0, delta=True, dtype=torch.float64)
-    config = stub.stub_config(
-        tmp_path / "single", steps=4, checkpoint_every=2, lr_schedule="none", batch_size=8
-    )
+    config = stub.stub_config(tmp_path / "single", steps=4, checkpoint_every=2, lr_schedule="none", batch_size=8)
     single = fit(model, guide, elbo, config, batch_fn=combined)
     for rec, loss in zip(recs, single.losses, strict=True):
         assert abs(rec["loss"] - loss) <= 1e-9 * abs(loss)

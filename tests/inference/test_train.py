@@ -65,9 +65,7 @@ def test_schedule_functions_match_hand_values():
     assert [kl_beta(s, 0.5, 4) for s in (0, 1, 2, 4, 9)] == [0.5, 0.625, 0.75, 1.0, 1.0]
     assert kl_beta(0, 0.2, 0) == 1.0
     assert [lr_factor(s, 300, "step", 0.4, 1 / 3) for s in (0, 99, 100, 299)] == [1.0, 1.0, 0.4, 0.4]
-    assert lr_factor(0, 11, "cosine", 0.1, 0) == 1.0 and math.isclose(
-        lr_factor(10, 11, "cosine", 0.1, 0), 0.1
-    )
+    assert lr_factor(0, 11, "cosine", 0.1, 0) == 1.0 and math.isclose(lr_factor(10, 11, "cosine", 0.1, 0), 0.1)
     assert math.isclose(lr_factor(5, 11, "cosine", 0.0, 0), 0.5)
     assert lr_factor(7, 10, "none", 0.1, 0.5) == 1.0
     spec = [[0, 0.3], [3000, 0.15]]
@@ -125,9 +123,7 @@ def test_one_step_equals_a_hand_written_svi_step(tmp_path):
 
 
 def test_clipping_and_kl_warmup_enter_the_step(tmp_path):
-    result, model, _ = _fit(
-        tmp_path, steps=3, clip_norm=0.5, kl_start=0.25, kl_warmup_steps=10, lr_schedule="none"
-    )
+    result, model, _ = _fit(tmp_path, steps=3, clip_norm=0.5, kl_start=0.25, kl_warmup_steps=10, lr_schedule="none")
     loss, norm, ref_model, _ = _manual_first_step(beta=0.25, clip=0.5)
     assert norm > 0.5  # the clip is active
     assert result.losses[0] == loss
@@ -169,9 +165,7 @@ def test_other_elbos_give_the_same_first_loss(tmp_path, elbo_cls):
     result, _, _ = _fit(tmp_path, steps=1)
     model, guide, _ = stub.build_stub()
     kwargs = {"max_plate_nesting": 1} if elbo_cls is pyro.infer.TraceEnum_ELBO else {}
-    other = fit(
-        model, guide, elbo_cls(**kwargs), stub.stub_config(tmp_path / "b", steps=1), batch_fn=stub.tiny_batch
-    )
+    other = fit(model, guide, elbo_cls(**kwargs), stub.stub_config(tmp_path / "b", steps=1), batch_fn=stub.tiny_batch)
     assert math.isclose(other.losses[0], result.losses[0], rel_tol=1e-6)
 
 
@@ -192,11 +186,7 @@ def test_a_nan_loss_skips_the_step_and_training_continues(tmp_path):
     result = fit(model, guide, elbo, config, batch_fn=batch_fn)
     assert result.skipped_steps == [3, 5] and not result.rolled_back and result.step == 8
     recs = {r["step"]: r for r in read_log(tmp_path / "r" / "log.jsonl")}
-    assert (
-        recs[3]["skipped"]
-        and recs[3]["loss"] is None
-        and "invalid distribution parameters" in recs[3]["reason"]
-    )
+    assert recs[3]["skipped"] and recs[3]["loss"] is None and "invalid distribution parameters" in recs[3]["reason"]
     assert recs[5]["skipped"] and recs[5]["reason"] == "non-finite gradient" and recs[5]["loss"] is not None
     assert all(torch.isfinite(p).all() for p in [*model.parameters(), *guide.parameters()])
 
@@ -205,9 +195,7 @@ def test_a_run_of_bad_steps_rolls_back_once_then_stops(tmp_path):
     config = stub.stub_config(tmp_path / "r", steps=20, checkpoint_every=5, max_bad_steps=3)
     model, guide, elbo = stub.build_stub()
     guide.nan_seeds = {derive_seed(0, 0, s): "value" for s in (6, 7, 8)}
-    with pytest.raises(
-        TrainingDivergedError, match=r"3 non-finite steps in a row .*after the rollback.*step 5"
-    ):
+    with pytest.raises(TrainingDivergedError, match=r"3 non-finite steps in a row .*after the rollback.*step 5"):
         fit(model, guide, elbo, config, batch_fn=stub.tiny_batch)
     state = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
     assert state["step"] == 5 and all(torch.isfinite(v).all() for v in state["guide"].values())
@@ -347,9 +335,7 @@ def test_log_records_are_strict_json(tmp_path):
     fit(model, guide, elbo, config, batch_fn=stub.tiny_batch)
     for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines():
         rec = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-        assert {"step", "loss", "loss_per_pixel", "lr", "kl_scale", "seq_per_s", "time", "grad_norm"} <= set(
-            rec
-        )
+        assert {"step", "loss", "loss_per_pixel", "lr", "kl_scale", "seq_per_s", "time", "grad_norm"} <= set(rec)
 
 
 # --------------------------------------------------------------------------- the real variants

@@ -156,9 +156,7 @@ def _hand_enumerated_elbo(model, guide_trace, batch, site_values):
     B = batch.batch_size
     totals = []
     for data in site_values:
-        trace = poutine.trace(
-            poutine.replay(poutine.condition(model, data=data), trace=guide_trace)
-        ).get_trace(batch)
+        trace = poutine.trace(poutine.replay(poutine.condition(model, data=data), trace=guide_trace)).get_trace(batch)
         trace.compute_log_prob()
         totals.append(_per_video(trace, B))
     guide_trace.compute_log_prob()
@@ -212,9 +210,7 @@ def test_enum_missing_probability_is_the_exact_conditional_posterior():
     log_joint = []
     for z in CONFIGS:
         data = {f"z_m_{i}": z[i].expand(B, 1, K) for i in range(N)}
-        trace = poutine.trace(
-            poutine.replay(poutine.condition(model, data=data), trace=guide_trace)
-        ).get_trace(batch)
+        trace = poutine.trace(poutine.replay(poutine.condition(model, data=data), trace=guide_trace)).get_trace(batch)
         trace.compute_log_prob()
         log_joint.append(_per_video(trace, B))
     posterior = torch.softmax(torch.stack(log_joint), 0)  # (16, B)

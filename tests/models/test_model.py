@@ -285,9 +285,7 @@ def test_param_names_do_not_clash_between_model_and_guide():
     elbo.loss(model, guide, batch)
     names = list(pyro.get_param_store().keys())
     assert names and all(n.startswith(("model.", "guide.")) for n in names)
-    assert any(n.startswith("model.decoder") for n in names) and any(
-        n.startswith("guide.frame_encoder") for n in names
-    )
+    assert any(n.startswith("model.decoder") for n in names) and any(n.startswith("guide.frame_encoder") for n in names)
 
 
 def test_reconstruct_complete_renders_every_object():

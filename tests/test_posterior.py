@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from dive_pyro.posterior import load_posterior, sample_posterior, save_posterior
+from tests.posterior_fixtures import tiny
+
+
+@pytest.mark.parametrize("variant", ["dive", "ddpae", "dive-bernoulli"])
+def test_tree_groups_dims_and_coords(variant):
+    model, guide, _, batch = tiny(variant)
+    tree = sample_posterior(model, guide, batch, 4, seed=0, include_objects=True, variant=variant)
+    assert set(tree.children) == {"posterior", "posterior_predictive", "observed_data", "ground_truth"}
+    post = tree["posterior"]
+    assert post["z_p"].dims == ("sample", "video", "object", "time", "pose_dim")
+    assert list(post["pose_dim"].values) == ["scale", "x", "y"]
+    assert dict(post.sizes) == {
+        "sample": 4,
+        "video": 3,
+        "object": 2,
+        "time": 8,
+        "pose_dim": 3,
+        "xy": 2,
+        "app_dim": 4,
+    }
+    assert post["is_future"].values.tolist() == [False] * 5 + [True] * 3
+    assert ("z_m" in post) == (variant != "ddpae")
+    assert tree["posterior_predictive"]["objects"].dims == ("sample", "video", "object", "time", "y", "x")
+    assert tree.attrs["variant"] == variant and tree.attrs["num_observed"] == 5
+
+
+def test_future_frames_equal_the_imputed_video_and_present_is_one_there():
+    model, guide, _, batch = tiny()
+    tree = sample_posterior(model, guide, batch, 3, seed=1, include_objects=True)
+    pp = tree["posterior_predictive"]
+    # objects are always present in the future (paper §3.3): model frames == every object drawn
+    np.testing.assert_allclose(pp["frames"].values[:, :, 5:], pp["imputed"].values[:, :, 5:], atol=1e-6)
+    post = tree["posterior"]
+    assert np.allclose(post["present"].values[..., 5:], 1) and np.isnan(post["x_m"].values[..., 5:]).all()
+    # present = 1 - z_m = 1[x_m < 0] on the input frames (paper Eq. 4)
+    x_m = post["x_m"].values[..., :5]
+    np.testing.assert_allclose(post["present"].values[..., :5], (x_m < 0).astype(np.float32), atol=1e-6)
+    # and the input frames draw exactly the objects judged present (paper Eq. 10)
+    present = post["present"].values[..., :5, None, None]  # (S, B, N, K, 1, 1)
+    expected = np.minimum((present * pp["objects"].values[:, :, :, :5]).sum(2), 1.0)
+    np.testing.assert_allclose(pp["frames"].values[:, :, :5], expected, atol=1e-5)
+
+
+def test_positions_are_the_pose_in_pixels():
+    model, guide, _, batch = tiny()
+    tree = sample_posterior(model, guide, batch, 2, seed=0)
+    z_p = tree["posterior"]["z_p"].values
+    s, x = z_p[..., 0], z_p[..., 1]
+    # the sprite centre in normalised coordinates is (-x/s, -y/s); pixel j has its centre at j
+    expected_x = ((-x / s + 1) * 16 - 1) / 2
+    np.testing.assert_allclose(tree["posterior"]["position"].sel(xy="x").values, expected_x, rtol=1e-5, atol=1e-4)
+
+
+def test_seeded_sampling_is_reproducible_and_guide_mode_is_restored():
+    model, guide, _, batch = tiny()
+    guide.train()
+    a = sample_posterior(model, guide, batch, 2, seed=3)
+    b = sample_posterior(model, guide, batch, 2, seed=3)
+    assert guide.training
+    np.testing.assert_array_equal(a["posterior"]["z_p"].values, b["posterior"]["z_p"].values)
+
+
+def test_netcdf_round_trip(tmp_path):
+    model, guide, _, batch = tiny()
+    tree = sample_posterior(model, guide, batch, 2, seed=0, include_objects=True)
+    path = save_posterior(tree, tmp_path / "posterior.nc")
+    back = load_posterior(path)
+    for group in ("posterior", "posterior_predictive", "observed_data", "ground_truth"):
+        assert back[group].to_dataset().equals(tree[group].to_dataset()), group
+    assert back.attrs["variant"] == tree.attrs["variant"]
+
+
+def test_bad_input():
+    model, guide, _, batch = tiny()
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        sample_posterior(model, guide, batch, 0)
+    with pytest.raises(FileNotFoundError, match="no posterior file"):
+        load_posterior("/nonexistent/posterior.nc")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_posterior(sample_posterior(model, guide, batch, 1), "/nonexistent/dir/p.nc")
+    torch.manual_seed(0)

@@ -195,6 +195,63 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def _trained_and_test_set(args: argparse.Namespace):
+    from dive_pyro.inference.evaluate import fixed_test_set_for, load_trained
+
+    trained = load_trained(args.checkpoint)
+    batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
+    return trained, batch
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``dive-pyro sample``: posterior draws of a checkpoint on test sequences, as a netCDF DataTree."""
+    from dive_pyro.posterior import sample_posterior, save_posterior
+
+    trained, batch = _trained_and_test_set(args)
+    tree = sample_posterior(
+        trained.model,
+        trained.guide,
+        batch,
+        args.num_samples,
+        seed=args.seed,
+        include_objects=args.objects,
+        variant=trained.config.variant,
+    )
+    save_posterior(tree, args.out)
+    print(tree)
+    print(f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``dive-pyro check``: posterior-quality checks against the generator's ground truth."""
+    from dive_pyro import posterior_plots as plots
+    from dive_pyro.posterior_checks import check_posterior, sbc, write_check_report
+
+    trained, batch = _trained_and_test_set(args)
+    results, tree = check_posterior(trained.model, trained.guide, batch, num_samples=args.num_samples, seed=args.seed)
+    figures = {
+        "posterior_frames": plots.plot_posterior_frames(tree, 0),
+        "objects": plots.plot_objects(tree, 0),
+        "pose_trajectories": plots.plot_pose_trajectories(tree, 0),
+    }
+    if "missingness" in results:
+        figures["missingness"] = plots.plot_missingness(tree, 0)
+        figures["reliability"] = plots.plot_reliability(results)
+    payload = {"checkpoint": str(args.checkpoint), "step": trained.step, "scenario": args.scenario, "checks": results}
+    if args.sbc > 0:
+        payload["sbc"] = sbc(trained.model, trained.guide, num_simulations=args.sbc, seed=args.seed)
+        figures["sbc"] = plots.plot_sbc(payload["sbc"])
+    write_check_report(payload, figures, args.out)
+    summary = {k: results[k] for k in ("pose_rmse_px", "coverage") if k in results}
+    if "missingness" in results:
+        summary["missingness"] = {k: results["missingness"][k] for k in ("auroc", "ece", "base_rate")}
+    summary["imputation_sse_per_frame"] = results.get("imputation_sse_per_frame")
+    print(json.dumps(summary, indent=2))
+    print(f"[check] report written to {Path(args.out).resolve()}")
+    return 0
+
+
 def register(sub) -> None:
     """Add the ``train`` and ``demo`` sub-commands to the CLI's sub-parsers ``sub``."""
     from dive_pyro.inference.config import list_presets
@@ -213,6 +270,29 @@ def register(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its checkpoint")
     t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     t.set_defaults(func=cmd_train)
+
+    for name, func, text in (
+        ("sample", cmd_sample, "posterior samples of a checkpoint as a netCDF DataTree"),
+        ("check", cmd_check, "posterior-quality checks of a checkpoint against the ground truth"),
+    ):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--checkpoint", type=Path, required=True)
+        c.add_argument(
+            "--scenario",
+            choices=("complete", "occlusion", "out_of_scene", "elastic"),
+            default=None,
+            help="test scenario (default: the one the model was trained on)",
+        )
+        c.add_argument("--num-sequences", type=int, default=64 if name == "sample" else 256)
+        c.add_argument("--num-samples", type=int, default=32)
+        c.add_argument("--seed", type=int, default=0)
+        if name == "sample":
+            c.add_argument("--out", default="posterior.nc", help="netCDF file to write")
+            c.add_argument("--objects", action="store_true", help="also store each object's rendering")
+        else:
+            c.add_argument("--out", type=_writable_dir, default=Path("reports/check"))
+            c.add_argument("--sbc", type=int, default=64, help="simulations for SBC (0: skip)")
+        c.set_defaults(func=func)
 
     d = sub.add_parser("demo", help="fine-tune the shipped tiny model, evaluate, write a report")
     d.add_argument("--out", type=_writable_dir, default=Path("reports/demo"))

@@ -129,3 +129,19 @@ def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
     assert {"checkpoint.pt", "config.toml", "log.jsonl", "elbo.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
     assert main(["train", "tiny-cpu", "bogus=1"]) == 2
     assert "unknown key 'bogus'" in capsys.readouterr().err
+
+
+def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
+    from dive_pyro.posterior import load_posterior
+
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "posterior.nc"
+    args = ["--checkpoint", str(tiny_checkpoint), "--num-sequences", "3", "--num-samples", "4"]
+    assert main(["sample", *args, "--out", str(out)]) == 0
+    tree = load_posterior(out)
+    assert tree["posterior"].sizes["sample"] == 4 and tree["posterior"].sizes["video"] == 3
+    report = tmp_path / "check"
+    assert main(["check", *args, "--sbc", "8", "--out", str(report)]) == 0
+    data = json.loads((report / "checks.json").read_text())
+    assert {"missingness", "pose_rmse_px", "coverage"} <= set(data["checks"]) and "sbc" in data
+    assert (report / "reliability.png").is_file() and (report / "sbc.png").is_file()

@@ -1,0 +1,116 @@
+import nbformat as nbf
+nb = nbf.v4.new_notebook()
+md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+nb.cells = [
+md("""# 02 · Swap priors and guides
+
+DIVE's model and guide are `PyroModule`s whose distributions come from small factory methods, and
+variants are registered by name. This notebook
+
+1. swaps **one prior** (a heavier-tailed Student-t pose increment) by overriding one method,
+2. swaps it again **without subclassing**, with an effect handler,
+3. uses **other registered variants**: Bernoulli missingness (`dive-bernoulli`, TraceGraph ELBO) and
+   the DDPAE ablation (`ddpae`: no missingness, no imputation, static appearance),
+4. writes a **new guide class** (a guide whose missingness posterior ignores the data),
+
+and compares them on the same data: NELBO and the missingness AUROC against the generator's truth.
+Set `DIVE_PYRO_SMOKE=1` for a fast run (the test suite does)."""),
+code("""import os
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import Trace_ELBO
+
+import dive_pyro
+from dive_pyro.checks import auroc
+from dive_pyro.data import generate
+from dive_pyro.guides import DiveGuide
+from dive_pyro.models import DiveModel, missing_probability, register_variant, variant_names
+
+SMOKE = os.environ.get("DIVE_PYRO_SMOKE") == "1"
+STEPS = 5 if SMOKE else 400
+torch.set_num_threads(1)
+pyro.settings.set(module_local_params=True)  # no global param store shared between experiments
+SIZES = dict(frame_size=32, object_size=16, hidden=32, image_latent=128, object_latent=64,
+             appearance_dim=32, static_dim=64, dynamic_dim=16)
+train_batches = [generate("out_of_scene", 16, seed=s).downsample(2) for s in range(4)]
+test = generate("out_of_scene", 32, seed=10_000, split="test").downsample(2)
+variant_names()"""),
+md("## 1 · One prior, one method\n\nThe pose increments β get a Student-t prior with 3 degrees of freedom instead of N(0, 0.1²)."),
+code("""class StudentTPoseModel(DiveModel):
+    def beta_prior(self, shape):
+        loc = torch.zeros((), device=self.pose_loc.device)
+        return dist.StudentT(3.0, loc, self.config.beta_scale).expand(shape + (3,)).to_event(1)
+
+
+register_variant("dive-student-t", model=StudentTPoseModel, guide=DiveGuide, elbo=Trace_ELBO, replace=True)"""),
+md("## 2 · The same swap with an effect handler\n\nNo subclass: a `Messenger` replaces the distribution of the `beta` site of any model."),
+code("""from pyro.poutine.messenger import Messenger
+
+
+class SwapPrior(Messenger):
+    def __init__(self, site, make):
+        super().__init__()
+        self.site, self.make = site, make
+
+    def _pyro_sample(self, msg):
+        if msg["name"] == self.site and not msg["is_observed"]:
+            msg["fn"] = self.make(msg["fn"])
+
+
+def student_t(fn):  # keeps the batch shape and event dims of the original prior
+    base = fn.base_dist
+    return dist.StudentT(3.0, base.loc, base.scale).to_event(fn.reinterpreted_batch_ndims)"""),
+md("## 4 · A new guide class\n\nA guide whose missingness posterior ignores the data (a constant logit per object and frame), everything else amortised as before. Only one method changes: `missingness_params`, which returns the posterior's parameters."),
+code("""class ConstantMissingnessGuide(DiveGuide):
+    def missingness_params(self, h_y):  # (mu_m, sigma_m) of x_m, shape (B, N, K)
+        B, N, K, _ = h_y.shape
+        return h_y.new_full((B, N, K), -2.0), h_y.new_ones(B, N, K)
+
+
+register_variant("dive-constant-missingness", model=DiveModel, guide=ConstantMissingnessGuide,
+                 elbo=Trace_ELBO, replace=True)"""),
+md("## Train each for the same number of steps and compare"),
+code("""def fit(name, wrap=None, steps=STEPS, seed=0):
+    pyro.set_rng_seed(seed)
+    model, guide, elbo = dive_pyro.build(name, **SIZES)
+    if wrap is not None:
+        model = wrap(model)
+    params = [*guide.parameters(), *(model.parameters() if hasattr(model, "parameters") else [])]
+    optim = torch.optim.Adam(params, lr=1e-3, betas=(0.5, 0.999))
+    for step in range(steps):
+        optim.zero_grad()
+        elbo.loss_and_grads(model, guide, train_batches[step % len(train_batches)])
+        optim.step()
+    return model, guide, elbo
+
+
+def score(name, model, guide, elbo):
+    guide.eval()
+    with torch.no_grad():
+        nelbo = elbo.loss(model, guide, test) / test.observed.numel()
+        row = {"variant": name, "NELBO/px": round(nelbo, 4)}
+        core = getattr(model, "fn", model)  # unwrap an effect handler
+        if hasattr(guide, "missing_probability"):
+            p = missing_probability(core, guide, test)
+            row["missingness AUROC"] = round(auroc(p, test.missing[..., : test.num_observed]), 3)
+    guide.train()
+    return row
+
+
+rows = []
+for name in ["dive", "dive-student-t", "dive-bernoulli", "ddpae", "dive-constant-missingness"]:
+    rows.append(score(name, *fit(name)))
+swapped = fit("dive", wrap=lambda m: SwapPrior("beta", student_t)(m))
+rows.append(score("dive + SwapPrior(beta)", *swapped))
+rows"""),
+md("""Reading the table: NELBO is the negative ELBO per pixel on held-out sequences (lower is better;
+the Student-t and handler rows should agree closely, they are the same model). `ddpae` has no
+missingness posterior, so no AUROC. The constant-missingness guide cannot locate the missing
+objects (AUROC ≈ 0.5), which is what its data-blind posterior implies. With the smoke setting
+(5 steps) the numbers only show that every swap trains."""),
+code("""assert all(torch.isfinite(torch.tensor(r["NELBO/px"])) for r in rows)"""),
+]
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+nbf.write(nb, "notebooks/02_swap_priors_and_guides.ipynb")

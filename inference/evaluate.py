@@ -19,6 +19,7 @@ from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation import evaluate_frames
 from dive_pyro.inference.checkpoint import load_checkpoint
 from dive_pyro.inference.config import TrainConfig, config_from_dict
+from dive_pyro.inference.data_sources import REAL_SCENARIOS, window_pool
 from dive_pyro.inference.train import local_params
 from dive_pyro.models.posterior import reconstruct
 
@@ -61,8 +62,14 @@ def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_seq
     from dive_pyro.data import fixed_test_set
 
     options = config.data_options()
-    factor = options.pop("downsample", 1)
     scenario = scenario or config.scenario
+    if scenario in REAL_SCENARIOS:
+        if scenario != config.scenario:
+            raise ValueError(
+                f"the model was trained on {config.scenario!r}; its data options do not describe {scenario!r}"
+            )
+        return window_pool(scenario, options, "test")[:num_sequences]
+    factor = options.pop("downsample", 1)
     if scenario != config.scenario:  # scenario-specific options belong to the training scenario
         options = {
             k: v

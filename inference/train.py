@@ -126,6 +126,10 @@ def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
     from dive_pyro.data import generate
 
     options = config.data_options()
+    from dive_pyro.inference.data_sources import REAL_SCENARIOS, real_batch_fn
+
+    if config.scenario in REAL_SCENARIOS:
+        return real_batch_fn(config.scenario, options, config.batch_size)
     factor = options.pop("downsample", 1)
 
     def batch_fn(seed: int) -> SceneBatch:

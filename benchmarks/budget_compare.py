@@ -29,12 +29,26 @@ RESULTS = Path(__file__).resolve().parent / "results" / "budget_compare.md"
 VARIANTS = ("dive", "ddpae")
 
 
-def run(seconds: float, num_sequences: int, workdir: Path, extra: list[str]) -> tuple[dict, dict]:
-    results, runs = {}, {}
+def run(
+    seconds: float,
+    num_sequences: int,
+    workdir: Path,
+    extra: list[str],
+    *,
+    preset: str = "tiny-cpu",
+    scenario: str = "out_of_scene",
+    protocol: str = "dive",
+) -> tuple[dict, dict, dict]:
+    """Train each variant of ``VARIANTS`` for ``seconds`` from ``preset``; score on ``scenario``'s test set.
+
+    Returns ``(results, runs, checkpoints)``: metrics per model and baseline, steps/sequences/seconds
+    per model, and each model's checkpoint path.
+    """
+    results, runs, checkpoints = {}, {}, {}
     batch = None
     for variant in VARIANTS:
         config = load_config(
-            "tiny-cpu",
+            preset,
             [
                 f"variant={variant}",
                 "steps=100000000",
@@ -55,13 +69,30 @@ def run(seconds: float, num_sequences: int, workdir: Path, extra: list[str]) -> 
             "sequences": result.step * config.batch_size,
         }
         if batch is None:
-            batch = fixed_test_set_for(config, "out_of_scene", num_sequences=num_sequences)
+            batch = fixed_test_set_for(config, scenario, num_sequences=num_sequences)
         name = f"{variant} ({result.step} steps)"
-        results.update(evaluate_checkpoint(result.checkpoint, batch, name=name))
+        results.update(evaluate_checkpoint(result.checkpoint, batch, name=name, protocol=protocol))
+        checkpoints[variant] = result.checkpoint
         print(f"[budget] {variant}: {runs[variant]}", flush=True)
     for name in ("copy-last", "zeros"):
-        results[name] = evaluate_baseline(name, batch)
-    return results, runs
+        results[name] = evaluate_baseline(name, batch, protocol=protocol)
+    return results, runs, checkpoints
+
+
+def summary_rows(results: dict, runs: dict) -> list[str]:
+    rows = [
+        "| model | steps | sequences | wall s (incl. data) | Rec MSE | Rec MSE (missing steps) | Pred MSE | Pred PSNR "
+        "| Pred SSIM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        r = runs.get(name.split(" ")[0], {})
+        rows.append(
+            f"| {name} | {r.get('steps', '—')} | {r.get('sequences', '—')} | {r.get('seconds', '—')} | "
+            f"{res['rec']['mse']:.2f} | {res['rec_missing']['mse']:.2f} | {res['pred']['mse']:.2f} | "
+            f"{res['pred']['psnr']:.2f} | {res['pred']['ssim']:.3f} |"
+        )
+    return rows
 
 
 def main() -> None:
@@ -75,19 +106,9 @@ def main() -> None:
     seconds, n = (20.0, 64) if args.quick else (args.seconds, args.num_sequences)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        results, runs = run(seconds, n, Path(tmp), args.overrides)
+        results, runs, _ = run(seconds, n, Path(tmp), args.overrides)
     table = markdown_table(results, scenario="out_of_scene", include_reference=False)
-    rows = [
-        "| model | steps | sequences | seconds | Rec MSE | Rec MSE (missing steps) | Pred MSE |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, res in results.items():
-        variant = name.split(" ")[0]
-        r = runs.get(variant, {})
-        rows.append(
-            f"| {name} | {r.get('steps', '—')} | {r.get('sequences', '—')} | {r.get('seconds', '—')} | "
-            f"{res['rec']['mse']:.2f} | {res['rec_missing']['mse']:.2f} | {res['pred']['mse']:.2f} |"
-        )
+    rows = summary_rows(results, runs)
     text = "\n".join(
         [
             "# Equal-budget comparison on out_of_scene (tiny-cpu preset)",

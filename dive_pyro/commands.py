@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -188,10 +189,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     except TrainingDivergedError as exc:
         print(f"dive-pyro train: training diverged: {exc}")
         return 3
-    print(
-        f"[train] {result.step}/{result.num_steps} steps in {result.elapsed_s:.0f} s; "
-        f"checkpoint {result.checkpoint}; log and ELBO curve in {result.out_dir}"
-    )
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        print(
+            f"[train] {result.step}/{result.num_steps} steps in {result.elapsed_s:.0f} s; "
+            f"checkpoint {result.checkpoint}; log and ELBO curve in {result.out_dir}"
+        )
     return 130 if result.interrupted else 0
 
 

@@ -1,0 +1,53 @@
+"""Copy a finished tiny-cpu run into the package as the shipped demo model, with its metrics.
+
+    dive-pyro train tiny-cpu steps=24000 "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" --out-dir runs/tiny-long
+    python scripts/ship_pretrained.py runs/tiny-long
+
+Writes ``dive_pyro/pretrained/tiny-cpu/``: ``checkpoint.pt`` (the full training state, so the demo
+can resume it), ``config.toml``, ``log.jsonl`` (every ``--log-stride``-th step, to stay small) and
+``metrics.json``/``metrics.md`` (the fixed ``out_of_scene`` test set at the model's resolution, next
+to the baselines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from dive_pyro.evaluation import evaluate_baseline, markdown_table
+from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained
+
+DEST = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained" / "tiny-cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="run folder with checkpoint.pt, config.toml, log.jsonl")
+    parser.add_argument("--log-stride", type=int, default=20)
+    parser.add_argument("--num-sequences", type=int, default=1024)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    DEST.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.run / "checkpoint.pt", DEST / "checkpoint.pt")
+    shutil.copy(args.run / "config.toml", DEST / "config.toml")
+    lines = (args.run / "log.jsonl").read_text().splitlines()
+    kept = [line for line in lines if json.loads(line).get("step", 0) % args.log_stride == 0 or line is lines[-1]]
+    (DEST / "log.jsonl").write_text("\n".join(kept) + "\n")
+    trained = load_trained(DEST / "checkpoint.pt")
+    batch = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=args.num_sequences)
+    results = evaluate_checkpoint(DEST / "checkpoint.pt", batch, name=f"DIVE tiny-cpu (step {trained.step})")
+    for name in ("zeros", "copy-last", "mean"):
+        results[name] = evaluate_baseline(name, batch)
+    (DEST / "metrics.json").write_text(json.dumps(results, indent=2))
+    table = markdown_table(results, scenario="out_of_scene", include_reference=False)
+    (DEST / "metrics.md").write_text(f"# Shipped tiny-cpu model on the fixed out_of_scene test set\n\n{table}\n")
+    print(table)
+    print(f"shipped to {DEST}")
+
+
+if __name__ == "__main__":
+    main()

@@ -87,8 +87,9 @@ def test_train_and_evaluate_on_a_mots_folder(tmp_path):
 
 @pytest.mark.skipif(not default_vtest_path().is_file(), reason="vtest.avi not fetched (make data/vtest.avi)")
 def test_pedestrians_preset_loads_the_offline_video():
-    config = load_config("pedestrians", ["batch_size=4"])
+    config = load_config("pedestrians", ["batch_size=4", "data.stride=40"])  # a few training windows: fast
     batch = default_batch_fn(config)(0)
     assert batch.observed.shape == (4, 20, 1, 32, 32) and batch.num_objects == 3
     test = fixed_test_set_for(config)
     assert test.batch_size >= 5 and test.missing.any()  # one blanked input frame per clip
+    assert config.data["stride"] == 40 and window_pool("pedestrians", config.data_options()).batch_size <= 16

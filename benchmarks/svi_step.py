@@ -75,6 +75,25 @@ def measure(path: str, batch: int, steps: int, warmup: int, device: str) -> dict
     }
 
 
+def _machine(device: str, load_before: float, load_after: float) -> dict:
+    """Where the numbers were taken (written next to them)."""
+    import pyro
+    import torch
+
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
+    return {
+        "device": device if device == "cpu" else f"cuda ({name})",
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": int(os.environ.get("BENCH_THREADS", "1")),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pyro": pyro.__version__,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 32, 64])
@@ -93,7 +112,7 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit("--device cuda: no CUDA device is available on this machine")
     batches, steps = ([4], 3) if args.quick else (args.batch, args.steps)
-    load = os.getloadavg()[0]
+    load_before = os.getloadavg()[0]
     rows = []
     for batch in batches:
         for path in ("pyro", "plain"):
@@ -113,6 +132,7 @@ def main() -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
+    machine = _machine(args.device, load_before, os.getloadavg()[0])
     lines = [
         "# SVI step cost: Pyro Trace_ELBO vs the same −ELBO in plain torch",
         "",
@@ -121,9 +141,11 @@ def main() -> None:
         "each configuration in its own process (peak memory = that process's max RSS, or max CUDA "
         "allocation on a GPU).",
         "",
-        f"- device {args.device}; {platform.machine()}, {os.cpu_count()} cores, "
-        f"{os.environ.get('BENCH_THREADS', '1')} torch thread(s); Python {platform.python_version()}",
-        f"- load average before/after: {load:.2f} / {os.getloadavg()[0]:.2f} (the machine may be shared)",
+        f"- device {machine['device']}; {machine['arch']}, {machine['cores']} cores, "
+        f"{machine['torch_threads']} torch thread(s); Python {machine['python']}, torch {machine['torch']}, "
+        f"pyro {machine['pyro']}",
+        f"- load average before/after: {machine['load_before']:.2f} / {machine['load_after']:.2f} "
+        "(the machine may be shared)",
         "",
         "| batch | Pyro s/step | plain s/step | Pyro / plain | Pyro seq/s | plain seq/s "
         "| Pyro peak MiB | plain peak MiB |",
@@ -141,7 +163,8 @@ def main() -> None:
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(text)
-        RESULTS.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+        settings = {"steps": steps, "warmup": args.warmup}
+        RESULTS.with_suffix(".json").write_text(json.dumps({"machine": machine, **settings, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

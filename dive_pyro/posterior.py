@@ -62,6 +62,7 @@ def sample_posterior(
     batch: SceneBatch,
     num_samples: int,
     *,
+    parallel: bool = False,
     seed: int | None = None,
     include_objects: bool = False,
     variant: str | None = None,
@@ -69,9 +70,15 @@ def sample_posterior(
     """``num_samples`` posterior draws for every video of ``batch`` as a DataTree (see module doc).
 
     The guide runs in eval mode (no imputation mixing or appearance dropout); its mode is restored.
+    ``parallel=False`` runs the guide and model once per sample; ``parallel=True`` runs them once on
+    the batch tiled ``num_samples`` times along the video dim (sample-major: one pass, ``S·B`` videos
+    in memory). Pyro's own ``Predictive(parallel=True)`` cannot be used: the guide's encoders do not
+    vectorise over an extra left sample dim.
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+    if not isinstance(parallel, bool):
+        raise TypeError(f"parallel must be a bool, got {parallel!r}")
     if seed is not None:
         pyro.set_rng_seed(seed)
     was_training = guide.training, model.training
@@ -81,14 +88,18 @@ def sample_posterior(
     cfg = model.config
     try:
         sites = [*LATENT_SITES, "frames"]
-        draws = Predictive(model, guide=guide, num_samples=num_samples, return_sites=sites)(batch)
+        if parallel:  # row s * B + b of the tiled batch is draw s of video b
+            draws = Predictive(model, guide=guide, num_samples=1, return_sites=sites)(SceneBatch.cat([batch] * S))
+        else:
+            draws = Predictive(model, guide=guide, num_samples=num_samples, return_sites=sites)(batch)
         z_p = _reshape(draws["z_p"], (S, B, N, T, 3), "z_p")
         z_a = draws["z_a"]
         z_a = _reshape(z_a, (S, B, N, z_a.numel() // (S * B * N * cfg.appearance_dim), cfg.appearance_dim), "z_a")
         z_a = z_a.expand(S, B, N, T, cfg.appearance_dim)  # DDPAE: one appearance per object
         frames = _reshape(draws["frames"], (S, B, T, 1, H, W), "frames")[:, :, :, 0]
         # rendered in eval mode too (BatchNorm running statistics), like the frames above
-        components = torch.stack([model.render_objects(z_a[s], z_p[s]) for s in range(S)])  # (S,B,N,T,1,H,W)
+        components = model.render_objects(z_a.reshape(S * B, *z_a.shape[2:]), z_p.reshape(S * B, *z_p.shape[2:]))
+        components = components.reshape(S, B, *components.shape[1:])  # (S, B, N, T, 1, H, W)
         imputed = model.composite(components, None)[:, :, :, 0].clamp(0, 1)
     finally:
         guide.train(was_training[0])
@@ -147,6 +158,7 @@ def sample_posterior(
         "frame_size": cfg.frame_size,
         "scenario": batch.scenario,
         "seed": -1 if seed is None else seed,
+        "parallel": int(parallel),
     }
     tree = xr.DataTree.from_dict(
         {

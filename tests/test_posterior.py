@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from pyro.poutine.messenger import Messenger
 
 from dive_pyro.posterior import load_posterior, sample_posterior, save_posterior
 from tests.posterior_fixtures import tiny
@@ -29,9 +30,10 @@ def test_tree_groups_dims_and_coords(variant):
     assert tree.attrs["variant"] == variant and tree.attrs["num_observed"] == 5
 
 
-def test_future_frames_equal_the_imputed_video_and_present_is_one_there():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_future_frames_equal_the_imputed_video_and_present_is_one_there(parallel):
     model, guide, _, batch = tiny()
-    tree = sample_posterior(model, guide, batch, 3, seed=1, include_objects=True)
+    tree = sample_posterior(model, guide, batch, 3, seed=1, include_objects=True, parallel=parallel)
     pp = tree["posterior_predictive"]
     # objects are always present in the future (paper §3.3): model frames == every object drawn
     np.testing.assert_allclose(pp["frames"].values[:, :, 5:], pp["imputed"].values[:, :, 5:], atol=1e-6)
@@ -65,6 +67,41 @@ def test_seeded_sampling_is_reproducible_and_guide_mode_is_restored():
     np.testing.assert_array_equal(a["posterior"]["z_p"].values, b["posterior"]["z_p"].values)
 
 
+class _MeanMessenger(Messenger):
+    """Replace every latent draw by its distribution's mean: the guide becomes deterministic."""
+
+    def _pyro_sample(self, msg):
+        if not msg["is_observed"] and hasattr(msg["fn"], "mean"):
+            msg["value"] = msg["fn"].mean
+
+
+class _MeanGuide(torch.nn.Module):
+    def __init__(self, guide):
+        super().__init__()
+        self.guide = guide
+
+    def forward(self, batch):
+        with _MeanMessenger():
+            return self.guide(batch)
+
+
+def test_parallel_puts_each_draw_with_its_own_video():
+    model, guide, _, batch = tiny(videos=3)
+    with torch.no_grad():  # larger weights than the initialisation: the guide's output depends on the video
+        for p in guide.parameters():
+            p.mul_(4.0)
+    mean_guide = _MeanGuide(guide)
+    seq = sample_posterior(model, mean_guide, batch, 2, seed=0, include_objects=True)
+    par = sample_posterior(model, mean_guide, batch, 2, seed=0, include_objects=True, parallel=True)
+    z_p = seq["posterior"]["z_p"].values
+    assert np.isfinite(z_p).all() and np.abs(z_p[:, 0] - z_p[:, 1]).max() > 1e-3  # a video mix-up would show
+    for group, name in [("posterior", "z_p"), ("posterior", "z_m"), ("posterior_predictive", "objects")]:
+        np.testing.assert_allclose(par[group][name].values, seq[group][name].values, atol=1e-5, err_msg=name)
+    # with random draws the S tiled copies of a video give different samples
+    rand = sample_posterior(model, guide, batch, 2, seed=0, parallel=True)["posterior"]["z_p"].values
+    assert not np.allclose(rand[0], rand[1])
+
+
 def test_netcdf_round_trip(tmp_path):
     model, guide, _, batch = tiny()
     tree = sample_posterior(model, guide, batch, 2, seed=0, include_objects=True)
@@ -79,6 +116,8 @@ def test_bad_input():
     model, guide, _, batch = tiny()
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         sample_posterior(model, guide, batch, 0)
+    with pytest.raises(TypeError, match="parallel must be a bool"):
+        sample_posterior(model, guide, batch, 1, parallel="yes")
     with pytest.raises(FileNotFoundError, match="no posterior file"):
         load_posterior("/nonexistent/posterior.nc")
     with pytest.raises(FileNotFoundError, match="does not exist"):

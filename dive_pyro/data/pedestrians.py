@@ -22,7 +22,6 @@ walking together form one track, and a person may be split by a thin occluder (t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dive_pyro.data.mnist import file_sha256
 from dive_pyro.data.mots import MotsAnnotation, MotsSequence, open_mots_sequence, write_mots_txt
 
 __all__ = [
@@ -58,14 +58,6 @@ def _cv2():
     except ImportError as err:  # pragma: no cover - depends on the install
         raise ImportError("decoding video needs opencv-python-headless: pip install 'dive-pyro[video]'") from err
     return cv2
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_vtest_path() -> Path:
@@ -112,7 +104,7 @@ def fetch_vtest(dest: str | os.PathLike | None = None) -> Path:
     """
     dest = Path(dest) if dest is not None else default_vtest_path()
     if dest.is_file():
-        if _sha256(dest) != VTEST_SHA256:
+        if file_sha256(dest) != VTEST_SHA256:
             raise RuntimeError(f"{dest} exists but is not opencv-doc's vtest.avi (sha256 differs); remove it")
         return dest
     for tool in ("apt-get", "dpkg-deb"):
@@ -141,7 +133,7 @@ def fetch_vtest(dest: str | os.PathLike | None = None) -> Path:
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
         _extract_member(debs[0], VTEST_MEMBER, part)
-    if _sha256(part) != VTEST_SHA256:
+    if file_sha256(part) != VTEST_SHA256:
         part.unlink()
         raise RuntimeError(f"vtest.avi from {VTEST_PACKAGE} has an unexpected sha256 (expected {VTEST_SHA256})")
     part.replace(dest)

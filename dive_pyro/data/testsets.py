@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.data.mnist import array_sha256, file_sha256
 from dive_pyro.data.moving_mnist import SCENARIOS, SceneLayout, draw_layout, render_layout
 
 __all__ = ["TEST_SEEDS", "VALIDATION_SEEDS", "cache_dir", "fixed_test_set", "validation_set"]
@@ -49,19 +50,11 @@ def cache_dir(root: str | os.PathLike | None = None) -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "dive_pyro") / "testsets"
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _cache_key(params: dict) -> str:
     def encode(value):
         if isinstance(value, torch.Tensor):
             data = value.detach().cpu().contiguous()
-            digest = hashlib.sha256(data.numpy().tobytes()).hexdigest()
+            digest = array_sha256(data.numpy())
             return f"tensor:{data.dtype}:{tuple(data.shape)}:{digest}"
         return str(value)
 
@@ -88,7 +81,7 @@ def _save(layout: SceneLayout, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
-    path.with_name(path.name + ".sha256").write_text(_file_sha256(path) + "\n")
+    path.with_name(path.name + ".sha256").write_text(file_sha256(path) + "\n")
 
 
 def _load(path: Path) -> SceneLayout:
@@ -118,7 +111,7 @@ def _cached_set(kind: str, seeds: dict, scenario: str, root, num_sequences: int,
     path = cache_dir(root) / f"{kind}-{scenario}-{_cache_key(params)}.pt"
     checksum = path.with_name(path.name + ".sha256")
 
-    if path.exists() and checksum.exists() and checksum.read_text().strip() == _file_sha256(path):
+    if path.exists() and checksum.exists() and checksum.read_text().strip() == file_sha256(path):
         layout = _load(path)
     else:
         if path.exists():

@@ -69,13 +69,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise SystemExit("evaluate: give --baseline NAME (zeros, copy-last, mean) and/or --checkpoint PATH")
     results: dict[str, dict] = {}
     if args.checkpoint is not None:
-        from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained
+        from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
 
         trained = load_trained(args.checkpoint)  # the test set is drawn at the model's resolution
         batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
         results.update(
-            evaluate_checkpoint(
-                args.checkpoint,
+            evaluate_trained(
+                trained,
                 batch,
                 protocol=args.protocol,
                 num_samples=args.num_samples,

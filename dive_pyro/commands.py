@@ -83,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from dive_pyro.evaluation import evaluate_baseline, markdown_table
     from dive_pyro.inference import load_config, plot_elbo, train
-    from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained
+    from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
 
     out: Path = args.out
     start = time.perf_counter()
@@ -117,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"[demo] evaluating on {batch.batch_size} fixed out_of_scene test sequences "
         f"({batch.frame_size[0]}x{batch.frame_size[1]})"
     )
-    results = evaluate_checkpoint(result.checkpoint, batch, name=f"DIVE tiny-cpu (step {trained.step})")
+    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
     for name in ("zeros", "copy-last", "mean"):
         results[name] = evaluate_baseline(name, batch)
     _model_grids(trained, batch, out, count=args.grids)

@@ -108,23 +108,35 @@ def evaluate_checkpoint(
     batch: SceneBatch | None = None,
     *,
     scenario: str | None = None,
+    device: str | torch.device = "cpu",
+    **kwargs,
+) -> dict[str, dict]:
+    """:func:`evaluate_trained` of the checkpoint at ``path`` on ``batch`` (default: the fixed test set
+    of ``scenario`` at the model's resolution); ``kwargs`` go to :func:`evaluate_trained`."""
+    trained = load_trained(path, device)
+    if batch is None:
+        batch = fixed_test_set_for(trained.config, scenario)
+    return evaluate_trained(trained, batch, **kwargs)
+
+
+def evaluate_trained(
+    trained: TrainedModel,
+    batch: SceneBatch,
+    *,
     protocol: str = "dive",
     num_samples: int = 1,
     use_mean: bool = True,
     chunk_size: int = 64,
     name: str | None = None,
-    device: str | torch.device = "cpu",
 ) -> dict[str, dict]:
-    """Table-1 metrics of a checkpoint on ``batch`` (default: the fixed test set at its resolution).
+    """Table-1 metrics of a loaded model on ``batch`` (moved to the model's device).
 
     Returns ``{name: results}``; with ``num_samples > 1`` also ``"<name> best-of-k"`` and
     ``"<name> mean-of-k"``. Every result carries ``nelbo`` (per pixel, 1-particle estimate).
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    trained = load_trained(path, device)
-    if batch is None:
-        batch = fixed_test_set_for(trained.config, scenario)
+    device = next(trained.guide.parameters()).device
     batch = batch.to(device)
     name = name or f"{trained.config.variant} (step {trained.step})"
     single, masked, best, mean, losses = [], [], [], [], []

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from dive_pyro.evaluation import evaluate_baseline, markdown_table
-from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained
+from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
 
 DEST = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained" / "tiny-cpu"
 
@@ -41,7 +41,7 @@ def main() -> None:
     (DEST / "log.jsonl").write_text("\n".join(kept) + "\n")
     trained = load_trained(DEST / "checkpoint.pt")
     batch = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=args.num_sequences)
-    results = evaluate_checkpoint(DEST / "checkpoint.pt", batch, name=f"DIVE tiny-cpu (step {trained.step})")
+    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
     for name in ("zeros", "copy-last", "mean"):
         results[name] = evaluate_baseline(name, batch)
     (DEST / "metrics.json").write_text(json.dumps(results, indent=2))

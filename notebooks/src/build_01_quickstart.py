@@ -42,14 +42,14 @@ plt.xlabel("step"); plt.ylabel("-ELBO per pixel");"""),
 md("## 3 · Evaluate next to the baselines\n\nThe shipped model (trained longer) is used when the package has one; otherwise the model just trained."),
 code("""from dive_pyro.commands import PRETRAINED
 from dive_pyro.evaluation import evaluate_baseline, markdown_table
-from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained
+from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
 
 checkpoint = PRETRAINED / "checkpoint.pt"
 if SMOKE or not checkpoint.is_file():
     checkpoint = result.checkpoint
 trained = load_trained(checkpoint)
 test = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=16 if SMOKE else 256)
-results = evaluate_checkpoint(checkpoint, test, name=f"DIVE (step {trained.step})")
+results = evaluate_trained(trained, test, name=f"DIVE (step {trained.step})")
 for name in ("zeros", "copy-last"):
     results[name] = evaluate_baseline(name, test)
 display(Markdown(markdown_table(results, scenario="out_of_scene", include_reference=False)))"""),

@@ -253,6 +253,7 @@ class _Run:
         self.optimizer = make_optimizer(self.params, config)
         self.anneal = KLAnneal()
         self.step, self.rollbacks, self.elapsed_before, self.bad_streak = 0, 0, 0.0, 0
+        self.init_message: str | None = None
         self.result = TrainResult(self.out_dir, 0, self.num_steps, model=model, guide=guide)
 
     # ---------------------------------------------------------------- state
@@ -332,6 +333,24 @@ class _Run:
         check_compatible(state, cfg.variant, config_to_dict(cfg)["model"], path=self.ckpt_path)
         return state
 
+    def _warm_start(self, path: Path) -> None:
+        """Load the model and guide weights of the checkpoint at ``path`` (``init_from``)."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state["variant"] != self.config.variant:
+            raise ValueError(
+                f"init_from checkpoint {str(path)!r} is for variant {state['variant']!r}, "
+                f"but this run builds {self.config.variant!r}"
+            )
+        for name, module in (("model", self.model), ("guide", self.guide)):
+            try:
+                module.load_state_dict(state[name])
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"init_from checkpoint {str(path)!r}: its {name} weights do not fit this run's network "
+                    f"(different sizes in [model]?): {str(exc).splitlines()[-1].strip()}"
+                ) from exc
+        self.init_message = f"starting from the weights of {path} (step {int(state['step'])})"
+
     def _announce_resume(self, state: dict) -> None:
         old, new = state["config"], config_to_dict(self.config)
         changed = [k for k in new if k not in ("resume", "overwrite") and old.get(k) != new[k]]
@@ -343,6 +362,8 @@ class _Run:
     # ---------------------------------------------------------------- loop
     def run(self) -> TrainResult:
         cfg = self.config
+        if cfg.init_from is not None:  # before _prepare_out_dir touches an old run
+            self._warm_start(Path(cfg.init_from))
         state = self._prepare_out_dir()
         self.t_start = time.monotonic()
         if state is not None:
@@ -364,6 +385,8 @@ class _Run:
         try:
             if state is not None:
                 self._announce_resume(state)
+            elif self.init_message:
+                self.log.message(self.init_message)
             self.model.train()
             self.guide.train()
             if state is None:

@@ -411,3 +411,49 @@ def test_max_seconds_stops_early_with_a_checkpoint(tmp_path):
     assert result.checkpoint.is_file()
     state = torch.load(result.checkpoint, weights_only=True)
     assert state["step"] == result.step
+
+
+def test_tensorboard_scalars_equal_the_jsonl_log(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _fit(tmp_path, steps=3, tensorboard=True)
+    (event_dir,) = {p.parent for p in (tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*")}
+    acc = EventAccumulator(str(event_dir))
+    acc.Reload()
+    assert {"train/loss", "train/lr", "train/kl_scale"} <= set(acc.Tags()["scalars"])
+    logged = {r["step"]: r["loss"] for r in read_log(tmp_path / "run" / "log.jsonl") if "event" not in r}
+    board = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert board.keys() == logged.keys() == {0, 1, 2}
+    for step, loss in logged.items():
+        assert board[step] == pytest.approx(loss, rel=1e-6)  # float32 in the event file
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
+    _, trained_model, trained_guide = _fit(tmp_path, name="a", steps=3)
+    # lr = 1e-12: Adam moves each weight by ~1e-12 per step, so the weights stay the loaded ones
+    result, model, guide = _fit(
+        tmp_path, name="b", seed=1, steps=2, lr=1e-12, init_from=str(tmp_path / "a" / "checkpoint.pt")
+    )
+    assert result.step == 2 and [s for s, _ in _losses(tmp_path / "b")] == [0, 1]
+    for new, old in ((model, trained_model), (guide, trained_guide)):
+        for (name, a), b in zip(new.state_dict().items(), old.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-9, rtol=0, msg=name)
+    fresh, _, _ = _fit(tmp_path, name="c", seed=1, steps=2, lr=1e-12)
+    assert _losses(tmp_path / "c")[0][1] != pytest.approx(_losses(tmp_path / "b")[0][1])
+
+
+def test_init_from_errors(tmp_path):
+    _fit(tmp_path, name="a", steps=1)
+    source = str(tmp_path / "a" / "checkpoint.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        _fit(tmp_path, name="b", steps=1, init_from=str(tmp_path / "missing.pt"))
+    with pytest.raises(ValueError, match="is for variant 'stub', but this run builds 'other'"):
+        _fit(tmp_path, name="b", steps=1, init_from=source, variant="other")
+    with pytest.raises(ValueError, match="choose one"):
+        _fit(tmp_path, name="b", steps=1, init_from=source, resume=True)
+    model, guide, elbo = stub.build_stub()
+    with local_params():
+        model.decoder = pyro.nn.PyroModule[torch.nn.Linear](stub.LATENT, 3)
+    with pytest.raises(ValueError, match="model weights do not fit this run's network"):
+        fit(model, guide, elbo, stub.stub_config(tmp_path / "b", steps=1, init_from=source), batch_fn=stub.tiny_batch)

@@ -97,7 +97,8 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     # warm start: a new run (step 0, fresh optimiser and schedules) from the model and guide weights
-    # of this checkpoint; the variant and network shapes must match, other model settings may differ
+    # of this checkpoint; the variant and network shapes must match, other model settings may differ.
+    # resume=true ignores it (the run's own checkpoint holds its weights by then)
     init_from: str | None = None
     progress: bool = True
     tensorboard: bool = True
@@ -185,11 +186,6 @@ class TrainConfig:
             raise bad("keep_checkpoints", ">= 0")
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite are both true; choose one (resume continues, overwrite restarts)")
-        if self.resume and self.init_from is not None:
-            raise ValueError(
-                "resume=true continues a run from its own checkpoint; init_from starts a new run from another "
-                "checkpoint's weights; choose one"
-            )
         reserved = sorted(set(self.data) & set(RESERVED_DATA_KEYS))
         if reserved:
             raise ValueError(

@@ -362,7 +362,7 @@ class _Run:
     # ---------------------------------------------------------------- loop
     def run(self) -> TrainResult:
         cfg = self.config
-        if cfg.init_from is not None:  # before _prepare_out_dir touches an old run
+        if cfg.init_from is not None and not cfg.resume:  # before _prepare_out_dir touches an old run
             self._warm_start(Path(cfg.init_from))
         state = self._prepare_out_dir()
         self.t_start = time.monotonic()

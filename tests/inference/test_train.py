@@ -441,6 +441,12 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
             torch.testing.assert_close(a, b, atol=1e-9, rtol=0, msg=name)
     fresh, _, _ = _fit(tmp_path, name="c", seed=1, steps=2, lr=1e-12)
     assert _losses(tmp_path / "c")[0][1] != pytest.approx(_losses(tmp_path / "b")[0][1])
+    # resuming the warm-started run continues it from its own checkpoint, not from init_from
+    (tmp_path / "a" / "checkpoint.pt").unlink()
+    again, _, _ = _fit(
+        tmp_path, name="b", seed=1, steps=3, lr=1e-12, init_from=str(tmp_path / "a" / "checkpoint.pt"), resume=True
+    )
+    assert again.step == 3 and [s for s, _ in _losses(tmp_path / "b")] == [0, 1, 2]
 
 
 def test_init_from_errors(tmp_path):
@@ -450,8 +456,6 @@ def test_init_from_errors(tmp_path):
         _fit(tmp_path, name="b", steps=1, init_from=str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="is for variant 'stub', but this run builds 'other'"):
         _fit(tmp_path, name="b", steps=1, init_from=source, variant="other")
-    with pytest.raises(ValueError, match="choose one"):
-        _fit(tmp_path, name="b", steps=1, init_from=source, resume=True)
     model, guide, elbo = stub.build_stub()
     with local_params():
         model.decoder = pyro.nn.PyroModule[torch.nn.Linear](stub.LATENT, 3)

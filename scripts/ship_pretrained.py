@@ -21,8 +21,10 @@ from pathlib import Path
 import torch
 
 from dive_pyro.evaluation import evaluate_baseline, markdown_table
+from dive_pyro.inference.config import load_config, save_config
 from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
 
+RUN_CONTROL = {"resume": "false", "overwrite": "false", "max_seconds": "none", "init_from": "none"}
 DEST = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained" / "tiny-cpu"
 
 
@@ -35,7 +37,10 @@ def main() -> None:
     torch.set_num_threads(1)
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.run / "checkpoint.pt", DEST / "checkpoint.pt")
-    shutil.copy(args.run / "config.toml", DEST / "config.toml")
+    # run-control settings of the training session (a time limit, warm start, overwrite) would stop
+    # or refuse the demo's resume; the shipped config keeps everything that defines the model and run
+    config = load_config(args.run / "config.toml", [f"{key}={value}" for key, value in RUN_CONTROL.items()])
+    save_config(config, DEST / "config.toml")
     lines = (args.run / "log.jsonl").read_text().splitlines()
     kept = [line for line in lines if json.loads(line).get("step", 0) % args.log_stride == 0 or line is lines[-1]]
     (DEST / "log.jsonl").write_text("\n".join(kept) + "\n")

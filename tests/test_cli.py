@@ -125,10 +125,14 @@ def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
         "model.appearance_dim=4",
         "data.downsample=4",
     ]
-    assert main(["train", "tiny-cpu", *overrides, "--out-dir", str(tmp_path / "run")]) == 0
+    # overrides may come before or after the options
+    assert main(["train", "tiny-cpu", *overrides[:4], "--out-dir", str(tmp_path / "run"), *overrides[4:]]) == 0
     assert {"checkpoint.pt", "config.toml", "log.jsonl", "elbo.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
     assert main(["train", "tiny-cpu", "bogus=1"]) == 2
     assert "unknown key 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "tiny-cpu", "--print-config", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):

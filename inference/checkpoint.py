@@ -11,6 +11,7 @@ A checkpoint is a plain dict of tensors and primitive containers::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -180,9 +181,18 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
     where = f" {str(path)!r}" if path else ""
     if state["variant"] != variant:
         raise ValueError(f"checkpoint{where} is for variant {state['variant']!r}, but this run builds {variant!r}")
-    saved = dict(state["config"].get("model") or {})
-    if saved != dict(model_config):
+    saved, now = _with_defaults(state["config"].get("model") or {}), _with_defaults(model_config)
+    if saved != now:
         raise ValueError(
-            f"checkpoint{where} was trained with a different model config (saved vs now): "
-            + "; ".join(_diff(saved, dict(model_config)))
+            f"checkpoint{where} was trained with a different model config (saved vs now): " + "; ".join(_diff(saved, now))
         )
+
+
+def _with_defaults(model_config: dict[str, Any]) -> dict[str, Any]:
+    """``model_config`` with every unset :class:`DiveConfig` field at its default (so leaving a key
+    out and setting it to its default compare equal); tuples as lists, as TOML reads them."""
+    from dive_pyro.models.config import DiveConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(DiveConfig)}
+    merged = {**defaults, **dict(model_config)}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()}

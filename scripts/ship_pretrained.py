@@ -1,9 +1,15 @@
 """Copy a finished tiny-cpu run into the package as the shipped demo model, with its metrics.
 
-    dive-pyro train tiny-cpu steps=24000 "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" --out-dir runs/tiny-long
-    dive-pyro train tiny-cpu steps=40000 "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" lr=0.0004 \
-        lr_schedule=none --resume --out-dir runs/tiny-long      # the shipped model: stopped at 36,541
-    python scripts/ship_pretrained.py runs/tiny-long
+    # stage 1, pixel sd 0.3 (the preset's default then): 36,541 steps, 1.3 h; draws blobs
+    dive-pyro train tiny-cpu model.likelihood_scale=0.3 steps=24000 \
+        "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" --out-dir runs/tiny-long
+    dive-pyro train tiny-cpu model.likelihood_scale=0.3 steps=40000 \
+        "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" lr=0.0004 lr_schedule=none \
+        --resume --out-dir runs/tiny-long                       # stopped (Ctrl-C) at step 36,541
+    # stage 2, pixel sd 0.05 (the preset's default now), warm-started from stage 1's weights
+    dive-pyro train tiny-cpu init_from=runs/tiny-long/checkpoint.pt lr=0.0004 lr_schedule=none \
+        appearance_dropout_p=0.15 steps=STEPS --out-dir runs/tiny-ft
+    python scripts/ship_pretrained.py runs/tiny-ft
 
 Writes ``dive_pyro/pretrained/tiny-cpu/``: ``checkpoint.pt`` (the full training state, so the demo
 can resume it), ``config.toml``, ``log.jsonl`` (every ``--log-stride``-th step, to stay small) and

@@ -131,8 +131,13 @@ def test_compatibility_checks_variant_and_model_config():
         check_compatible(state, "ddpae", {"hidden": 8, "frame_size": 32})
     with pytest.raises(ValueError, match=r"different model config .*hidden: 8 vs 16"):
         check_compatible(state, "dive", {"hidden": 16, "frame_size": 32})
-    with pytest.raises(ValueError, match=r"object_size: '<unset>' vs 8"):
+    with pytest.raises(ValueError, match=r"object_size: 32 vs 8"):  # unset = DiveConfig's default, 32
         check_compatible(state, "dive", {"hidden": 8, "frame_size": 32, "object_size": 8})
+    # a key left out equals the same key set to its default (tuples as TOML lists)
+    check_compatible(state, "dive", {"hidden": 8, "frame_size": 32, "likelihood_scale": 0.3})
+    check_compatible(state, "dive", {"hidden": 8, "frame_size": 32, "initial_pose_scale": [0.2, 1.0, 1.0]})
+    with pytest.raises(ValueError, match=r"likelihood_scale: 0.3 vs 0.05"):
+        check_compatible(state, "dive", {"hidden": 8, "frame_size": 32, "likelihood_scale": 0.05})
 
 
 def test_unwritable_out_dir_is_a_clear_error(tmp_path):

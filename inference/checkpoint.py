@@ -184,7 +184,8 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
     saved, now = _with_defaults(state["config"].get("model") or {}), _with_defaults(model_config)
     if saved != now:
         raise ValueError(
-            f"checkpoint{where} was trained with a different model config (saved vs now): " + "; ".join(_diff(saved, now))
+            f"checkpoint{where} was trained with a different model config (saved vs now): "
+            + "; ".join(_diff(saved, now))
         )
 
 

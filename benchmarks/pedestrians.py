@@ -58,26 +58,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300.0, help="training seconds per model")
     parser.add_argument("--quick", action="store_true", help="15 s per model, no results file")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for both models")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seconds = 15.0 if args.quick else args.seconds
     with tempfile.TemporaryDirectory() as tmp:
         results, runs, checkpoints = run(
-            seconds, 1024, Path(tmp), [], preset="pedestrians", scenario="pedestrians", protocol="full"
+            seconds, 1024, Path(tmp), args.overrides, preset="pedestrians", scenario="pedestrians", protocol="full"
         )
         fig = clips_figure(checkpoints)
         if not args.quick:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(RESULTS.with_suffix(".png"), dpi=80, bbox_inches="tight")
     n = next(iter(results.values()))["num_sequences"]
+    command_tail = "".join(f" {o}" for o in args.overrides)
     text = "\n".join(
         [
             "# Offline pedestrian benchmark (vtest.avi, not MOTSChallenge)",
             "",
-            f"`benchmarks/pedestrians.py --seconds {seconds:g}`: `dive` and `ddpae` trained from scratch for "
-            f"{seconds:g} s each (one thread, `pedestrians` preset), scored on the {n} held-out clips (last 20 % "
-            "of the video, one blanked input frame each) on all pixels; Rec compares the imputed video with the "
-            "clip before blanking.",
+            f"`benchmarks/pedestrians.py --seconds {seconds:g}{command_tail}`: `dive` and `ddpae` trained from "
+            f"scratch for {seconds:g} s each (one thread, `pedestrians` preset), scored on the {n} held-out clips "
+            "(last 20 % of the video, one blanked input frame each) on all pixels; Rec compares the imputed "
+            "video with the clip before blanking.",
             "",
             f"- {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
             "",

@@ -6,9 +6,12 @@
     dive-pyro train tiny-cpu model.likelihood_scale=0.3 steps=40000 \
         "appearance_dropout_p=[[0, 0.3], [3000, 0.15]]" lr=0.0004 lr_schedule=none \
         --resume --out-dir runs/tiny-long                       # stopped (Ctrl-C) at step 36,541
-    # stage 2, pixel sd 0.05 (the preset's default now), warm-started from stage 1's weights
+    # stage 2, pixel sd 0.05 (the preset's default now), warm-started from stage 1's weights; it ran
+    # under max_seconds (2,400 s, then 5,700 s in all), which stopped it at these steps
     dive-pyro train tiny-cpu init_from=runs/tiny-long/checkpoint.pt lr=0.0004 lr_schedule=none \
-        appearance_dropout_p=0.15 steps=STEPS --out-dir runs/tiny-ft
+        appearance_dropout_p=0.15 steps=15133 --out-dir runs/tiny-ft
+    dive-pyro train tiny-cpu init_from=runs/tiny-long/checkpoint.pt lr=0.00016 lr_schedule=none \
+        appearance_dropout_p=0.15 steps=35929 --resume --out-dir runs/tiny-ft     # the shipped model
     python scripts/ship_pretrained.py runs/tiny-ft
 
 Writes ``dive_pyro/pretrained/tiny-cpu/``: ``checkpoint.pt`` (the full training state, so the demo

@@ -353,7 +353,8 @@ class _Run:
 
     def _announce_resume(self, state: dict) -> None:
         old, new = state["config"], config_to_dict(self.config)
-        changed = [k for k in new if k not in ("resume", "overwrite") and old.get(k) != new[k]]
+        # the resolved model config is equal by now (check_compatible), however its keys are spelled
+        changed = [k for k in new if k not in ("resume", "overwrite", "model") and old.get(k) != new[k]]
         self.log.message(
             f"resuming from {self.ckpt_path} at step {self.step}/{self.num_steps}"
             + (f"; changed settings: {', '.join(changed)}" if changed else "")

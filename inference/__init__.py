@@ -4,6 +4,7 @@ from dive_pyro.inference.anneal import KLAnneal, kl_beta, lr_factor, schedule_va
 from dive_pyro.inference.checkpoint import (
     CHECKPOINT_NAME,
     check_compatible,
+    check_variant,
     get_rng_state,
     load_checkpoint,
     save_checkpoint,
@@ -43,6 +44,7 @@ __all__ = [
     "apply_overrides",
     "build_from_config",
     "check_compatible",
+    "check_variant",
     "config_from_dict",
     "config_to_dict",
     "default_batch_fn",

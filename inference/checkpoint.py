@@ -30,6 +30,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "check_compatible",
+    "check_variant",
     "ensure_writable_dir",
     "remove_stale_temp_files",
 ]
@@ -176,11 +177,17 @@ def _diff(a: dict, b: dict) -> list[str]:
     return [f"{k}: {a.get(k, '<unset>')!r} vs {b.get(k, '<unset>')!r}" for k in keys if a.get(k) != b.get(k)]
 
 
+def check_variant(state: dict, variant: str, *, path: str | Path = "") -> None:
+    """``ValueError`` unless the checkpoint was written for ``variant``."""
+    if state["variant"] != variant:
+        where = f" {str(path)!r}" if path else ""
+        raise ValueError(f"checkpoint{where} is for variant {state['variant']!r}, but this run builds {variant!r}")
+
+
 def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *, path: str | Path = "") -> None:
     """``ValueError`` unless the checkpoint was written for the same variant and model config."""
+    check_variant(state, variant, path=path)
     where = f" {str(path)!r}" if path else ""
-    if state["variant"] != variant:
-        raise ValueError(f"checkpoint{where} is for variant {state['variant']!r}, but this run builds {variant!r}")
     saved, now = _with_defaults(state["config"].get("model") or {}), _with_defaults(model_config)
     if saved != now:
         raise ValueError(

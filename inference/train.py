@@ -29,6 +29,7 @@ from dive_pyro.inference.anneal import KLAnneal, kl_beta, lr_factor, schedule_va
 from dive_pyro.inference.checkpoint import (
     CHECKPOINT_NAME,
     check_compatible,
+    check_variant,
     ensure_writable_dir,
     get_rng_state,
     load_checkpoint,
@@ -253,7 +254,6 @@ class _Run:
         self.optimizer = make_optimizer(self.params, config)
         self.anneal = KLAnneal()
         self.step, self.rollbacks, self.elapsed_before, self.bad_streak = 0, 0, 0.0, 0
-        self.init_message: str | None = None
         self.result = TrainResult(self.out_dir, 0, self.num_steps, model=model, guide=guide)
 
     # ---------------------------------------------------------------- state
@@ -333,14 +333,11 @@ class _Run:
         check_compatible(state, cfg.variant, config_to_dict(cfg)["model"], path=self.ckpt_path)
         return state
 
-    def _warm_start(self, path: Path) -> None:
-        """Load the model and guide weights of the checkpoint at ``path`` (``init_from``)."""
+    def _warm_start(self, path: Path) -> str:
+        """Load the model and guide weights of the checkpoint at ``path`` (``init_from``); returns
+        the line that announces it."""
         state = load_checkpoint(path, map_location=self.device)
-        if state["variant"] != self.config.variant:
-            raise ValueError(
-                f"init_from checkpoint {str(path)!r} is for variant {state['variant']!r}, "
-                f"but this run builds {self.config.variant!r}"
-            )
+        check_variant(state, self.config.variant, path=path)
         for name, module in (("model", self.model), ("guide", self.guide)):
             try:
                 module.load_state_dict(state[name])
@@ -349,7 +346,7 @@ class _Run:
                     f"init_from checkpoint {str(path)!r}: its {name} weights do not fit this run's network "
                     f"(different sizes in [model]?): {str(exc).splitlines()[-1].strip()}"
                 ) from exc
-        self.init_message = f"starting from the weights of {path} (step {int(state['step'])})"
+        return f"starting from the weights of {path} (step {int(state['step'])})"
 
     def _announce_resume(self, state: dict) -> None:
         old, new = state["config"], config_to_dict(self.config)
@@ -363,8 +360,9 @@ class _Run:
     # ---------------------------------------------------------------- loop
     def run(self) -> TrainResult:
         cfg = self.config
+        warm_start = None
         if cfg.init_from is not None and not cfg.resume:  # before _prepare_out_dir touches an old run
-            self._warm_start(Path(cfg.init_from))
+            warm_start = self._warm_start(Path(cfg.init_from))
         state = self._prepare_out_dir()
         self.t_start = time.monotonic()
         if state is not None:
@@ -386,8 +384,8 @@ class _Run:
         try:
             if state is not None:
                 self._announce_resume(state)
-            elif self.init_message:
-                self.log.message(self.init_message)
+            elif warm_start:
+                self.log.message(warm_start)
             self.model.train()
             self.guide.train()
             if state is None:

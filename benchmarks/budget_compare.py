@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from dive_pyro.evaluation import evaluate_baseline, markdown_table
+from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
 from dive_pyro.inference import load_config, train
-from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for
+from dive_pyro.inference.trained import evaluate_checkpoint, fixed_test_set_for
 
 RESULTS = Path(__file__).resolve().parent / "results" / "budget_compare.md"
 VARIANTS = ("dive", "ddpae")

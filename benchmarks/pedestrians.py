@@ -28,10 +28,10 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budget_compare import run, summary_rows  # noqa: E402
 
-from dive_pyro.evaluation import markdown_table  # noqa: E402
+from dive_pyro.evaluation.tables import markdown_table  # noqa: E402
 from dive_pyro.inference import load_config  # noqa: E402
-from dive_pyro.inference.evaluate import fixed_test_set_for, load_trained, predict_frames  # noqa: E402
-from dive_pyro.plotting import plot_frame_grid  # noqa: E402
+from dive_pyro.inference.trained import fixed_test_set_for, load_trained, predict_frames  # noqa: E402
+from dive_pyro.viz.frames import plot_frame_grid  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pedestrians.md"
 

@@ -1,21 +1,29 @@
 """dive-pyro: DIVE (Disentangled Imputed Video autoEncoder, NeurIPS 2020) in Pyro.
 
-Sub-packages: ``dive_pyro.data`` (Moving-MNIST scenarios), ``dive_pyro.metrics``,
-``dive_pyro.models`` (generative models), ``dive_pyro.guides`` (amortised guides) and
-``dive_pyro.inference`` (SVI training, evaluation, posterior sampling).
+Folders by role: ``dive_pyro.data`` (scenarios, fixed test sets, real video), ``dive_pyro.core``
+(what model and guide share: config, plates, networks), ``dive_pyro.models`` (generative models),
+``dive_pyro.guides`` (amortised guides), ``dive_pyro.inference`` (where they meet: the variant
+registry, SVI training, posterior draws, scoring a trained model), ``dive_pyro.evaluation``
+(metrics, baselines, published numbers, tables), ``dive_pyro.posterior`` (DataTree export,
+diagnostics, plots, ArviZ view), ``dive_pyro.viz`` (frame figures), ``dive_pyro.cli``.
 """
 
 from __future__ import annotations
 
+from dive_pyro import data, evaluation, posterior, viz
+from dive_pyro.core.config import DiveConfig
+from dive_pyro.inference.registry import build, register_variant, variant_names
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "build"]
-
-
-def __getattr__(name: str):
-    # lazy so that `import dive_pyro` stays cheap and free of import cycles
-    if name == "build":
-        from dive_pyro.models.registry import build
-
-        return build
-    raise AttributeError(f"module 'dive_pyro' has no attribute {name!r}")
+__all__ = [
+    "DiveConfig",
+    "__version__",
+    "build",
+    "data",
+    "evaluation",
+    "posterior",
+    "register_variant",
+    "variant_names",
+    "viz",
+]

@@ -27,10 +27,10 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.nets import MLP, ConvEncoder, NormalHead, crop_objects, dcgan_init
+from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.models.common import Plates, check_batch, missingness_from_gaussian, pose_transition
-from dive_pyro.models.config import DiveConfig
-from dive_pyro.nets import MLP, ConvEncoder, NormalHead, crop_objects, dcgan_init
 
 __all__ = ["DiveGuide", "impute"]
 

@@ -7,10 +7,10 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from dive_pyro.core.nets import MLP, ConvEncoder, NormalHead
+from dive_pyro.core.structure import Plates, from_video_event, to_video_event
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.guides.dive import DiveGuide
-from dive_pyro.models.common import Plates, from_video_event, to_video_event
-from dive_pyro.nets import MLP, ConvEncoder, NormalHead
 
 __all__ = ["BernoulliDiveGuide", "DdpaeGuide", "EnumDiveGuide"]
 

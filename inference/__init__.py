@@ -1,4 +1,6 @@
-"""dive_pyro.inference: SVI training (configs, presets, checkpoints, multi-process), schedules."""
+"""dive_pyro.inference: where model and guide meet -- the variant registry (``build``), SVI
+training (configs, presets, checkpoints, multi-process, schedules), posterior draws and scoring
+of a trained model."""
 
 from dive_pyro.inference.anneal import KLAnneal, kl_beta, lr_factor, schedule_value
 from dive_pyro.inference.checkpoint import (
@@ -20,7 +22,9 @@ from dive_pyro.inference.config import (
     save_config,
 )
 from dive_pyro.inference.distributed import DistContext, all_reduce_grads, setup_distributed
+from dive_pyro.inference.posterior import PosteriorMean, missing_probability, reconstruct, sample_posterior
 from dive_pyro.inference.progress import plot_elbo, read_log
+from dive_pyro.inference.registry import Variant, build, register_variant, variant_names
 from dive_pyro.inference.train import (
     TrainingDivergedError,
     TrainResult,
@@ -34,6 +38,14 @@ from dive_pyro.inference.train import (
 )
 
 __all__ = [
+    "PosteriorMean",
+    "Variant",
+    "build",
+    "missing_probability",
+    "reconstruct",
+    "register_variant",
+    "sample_posterior",
+    "variant_names",
     "CHECKPOINT_NAME",
     "DistContext",
     "KLAnneal",

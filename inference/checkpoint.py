@@ -199,7 +199,7 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
 def _with_defaults(model_config: dict[str, Any]) -> dict[str, Any]:
     """``model_config`` with every unset :class:`DiveConfig` field at its default (so leaving a key
     out and setting it to its default compare equal); tuples as lists, as TOML reads them."""
-    from dive_pyro.models.config import DiveConfig
+    from dive_pyro.core.config import DiveConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(DiveConfig)}
     merged = {**defaults, **dict(model_config)}

@@ -2,7 +2,7 @@
 
 A config is a TOML file whose top-level keys are the fields of :class:`TrainConfig`, with two
 tables: ``[model]`` (keyword arguments of ``dive_pyro.build``, i.e. fields of
-``dive_pyro.models.config.DiveConfig``) and ``[data]`` (options of ``dive_pyro.data.generate``).
+``dive_pyro.core.config.DiveConfig``) and ``[data]`` (options of ``dive_pyro.data.generate``).
 Command-line-style overrides ``key=value`` / ``model.hidden=32`` are typed by the field types;
 values are parsed as TOML literals (``lr=3e-4``, ``betas=[0.9,0.999]``, ``clip_norm=none``).
 
@@ -322,9 +322,9 @@ def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
 
 
 def _dive_config_fields() -> dict[str, Any] | None:
-    """Field types of ``dive_pyro.models.config.DiveConfig``, or ``None`` if it is not available."""
+    """Field types of ``dive_pyro.core.config.DiveConfig``, or ``None`` if it is not available."""
     try:
-        from dive_pyro.models.config import DiveConfig
+        from dive_pyro.core.config import DiveConfig
     except ImportError:
         return None
     return typing.get_type_hints(DiveConfig)

@@ -115,7 +115,7 @@ def local_params() -> contextlib.AbstractContextManager:
 
 def build_from_config(config: TrainConfig):
     """``dive_pyro.build(config.variant, **config.model)`` with module-local params, seeded by ``seed``."""
-    from dive_pyro import build
+    from dive_pyro.inference.registry import build
 
     pyro.set_rng_seed(config.seed)
     with local_params():

@@ -26,10 +26,10 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
+from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
+from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.models.common import Plates, check_batch, missingness_from_gaussian, pose_transition
-from dive_pyro.models.config import DiveConfig
-from dive_pyro.nets import ConvDecoder, dcgan_init, place_sprites
 
 __all__ = ["DiveModel"]
 

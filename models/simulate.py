@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from pyro import poutine
 
+from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.nets import pose_to_pixels
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.models.config import DiveConfig
 from dive_pyro.models.dive import DiveModel
-from dive_pyro.nets import pose_to_pixels
 
 __all__ = ["empty_batch", "simulate"]
 

@@ -14,8 +14,8 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from dive_pyro.core.structure import Plates, from_video_event
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.models.common import Plates, from_video_event
 from dive_pyro.models.dive import DiveModel
 
 __all__ = ["BernoulliDiveModel", "DdpaeModel", "EnumDiveModel"]

@@ -21,7 +21,7 @@ import torch
 from IPython.display import Markdown, display
 
 from dive_pyro.data import generate
-from dive_pyro.plotting import plot_scene
+from dive_pyro.viz.frames import plot_scene
 
 SMOKE = os.environ.get("DIVE_PYRO_SMOKE") == "1"
 torch.set_num_threads(1)
@@ -40,9 +40,9 @@ plt.figure(figsize=(5, 3))
 plt.plot([r["step"] for r in log], [r["loss_per_pixel"] for r in log])
 plt.xlabel("step"); plt.ylabel("-ELBO per pixel");"""),
 md("## 3 · Evaluate next to the baselines\n\nThe shipped model (trained longer) is used when the package has one; otherwise the model just trained."),
-code("""from dive_pyro.commands import PRETRAINED
-from dive_pyro.evaluation import evaluate_baseline, markdown_table
-from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
+code("""from dive_pyro.cli.commands import PRETRAINED
+from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
+from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
 
 checkpoint = PRETRAINED / "checkpoint.pt"
 if SMOKE or not checkpoint.is_file():
@@ -58,8 +58,8 @@ md("""## 4 · Posterior samples as an `xarray.DataTree`
 Groups `posterior` (missingness `z_m`/`present`, pose `z_p`, `position` in pixels, appearance `z_a`),
 `posterior_predictive` (model frames, imputed video, each object), `observed_data` and `ground_truth`;
 named dims `sample, video, object, time, pose_dim, xy, app_dim, y, x`. It round-trips through netCDF."""),
-code("""from dive_pyro import posterior_plots as plots
-from dive_pyro.posterior import load_posterior, sample_posterior, save_posterior
+code("""from dive_pyro.posterior import plots as plots
+from dive_pyro.posterior.export import load_posterior, sample_posterior, save_posterior
 
 tree = sample_posterior(trained.model, trained.guide, test[:8], 4 if SMOKE else 64, seed=0, include_objects=True)
 save_posterior(tree, workdir / "posterior.nc")
@@ -71,7 +71,7 @@ code("""plots.plot_objects(tree, 0);"""),
 code("""plots.plot_missingness(tree, 0);"""),
 code("""plots.plot_pose_trajectories(tree, 0);"""),
 md("ArviZ sees the same draws (one chain; ESS and R-hat mean nothing for i.i.d. guide draws, so only statistics and HDIs):"),
-code("""from dive_pyro.arviz_view import pose_summary
+code("""from dive_pyro.posterior.arviz_view import pose_summary
 
 pose_summary(tree, video=0).head(6)"""),
 ]

@@ -23,10 +23,11 @@ import torch
 from pyro.infer import Trace_ELBO
 
 import dive_pyro
-from dive_pyro.checks import auroc
+from dive_pyro.posterior.diagnostics import auroc
 from dive_pyro.data import generate
 from dive_pyro.guides import DiveGuide
-from dive_pyro.models import DiveModel, missing_probability, register_variant, variant_names
+from dive_pyro.models import DiveModel
+from dive_pyro.inference import missing_probability, register_variant, variant_names
 
 SMOKE = os.environ.get("DIVE_PYRO_SMOKE") == "1"
 STEPS = 5 if SMOKE else 400

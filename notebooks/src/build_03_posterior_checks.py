@@ -18,11 +18,11 @@ code("""import os
 
 import torch
 
-from dive_pyro import posterior_plots as plots
-from dive_pyro.commands import PRETRAINED
+from dive_pyro.posterior import plots as plots
+from dive_pyro.cli.commands import PRETRAINED
 from dive_pyro.inference import load_config, train
-from dive_pyro.inference.evaluate import fixed_test_set_for, load_trained
-from dive_pyro.posterior_checks import check_posterior, sbc
+from dive_pyro.inference.trained import fixed_test_set_for, load_trained
+from dive_pyro.posterior.report import check_posterior, sbc
 
 SMOKE = os.environ.get("DIVE_PYRO_SMOKE") == "1"
 torch.set_num_threads(1)

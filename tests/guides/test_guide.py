@@ -5,9 +5,10 @@ import pytest
 import torch
 from pyro import poutine
 
+from dive_pyro.core import DiveConfig
+from dive_pyro.core.config import TINY
 from dive_pyro.guides import BernoulliDiveGuide, DiveGuide, impute
-from dive_pyro.models import DiveConfig, build
-from dive_pyro.models.config import TINY
+from dive_pyro.inference import build
 from dive_pyro.models.simulate import simulate
 
 B, N, T, K, D = 3, 2, 3, 2, 8  # TINY sizes; D = hidden

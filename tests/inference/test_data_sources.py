@@ -9,8 +9,8 @@ from PIL import Image
 from dive_pyro.data.pedestrians import default_vtest_path
 from dive_pyro.inference import load_config, train
 from dive_pyro.inference.data_sources import real_batch_fn, window_pool
-from dive_pyro.inference.evaluate import fixed_test_set_for
 from dive_pyro.inference.train import default_batch_fn
+from dive_pyro.inference.trained import fixed_test_set_for
 
 H = W = 24
 FRAMES = 30

@@ -27,8 +27,10 @@ import torch
 from pyro import poutine
 from pyro.poutine.messenger import Messenger
 
-from dive_pyro.models import DiveConfig, EnumDiveModel, PosteriorMean, build, missing_probability
-from dive_pyro.models.config import TINY
+from dive_pyro.core import DiveConfig
+from dive_pyro.core.config import TINY
+from dive_pyro.inference import PosteriorMean, build, missing_probability
+from dive_pyro.models import EnumDiveModel
 from dive_pyro.models.simulate import simulate
 
 N, K = DiveConfig.tiny().num_objects, DiveConfig.tiny().num_observed

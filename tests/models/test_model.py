@@ -10,11 +10,12 @@ from pyro import poutine
 from pyro.infer import Predictive
 from pyro.infer.inspect import get_dependencies
 
-from dive_pyro.models import DiveModel, PosteriorMean, build, reconstruct, sample_posterior
-from dive_pyro.models.common import missingness_from_gaussian
-from dive_pyro.models.config import TINY
+from dive_pyro.core.config import TINY
+from dive_pyro.core.nets import pose_to_pixels
+from dive_pyro.core.structure import missingness_from_gaussian
+from dive_pyro.inference import PosteriorMean, build, reconstruct, sample_posterior
+from dive_pyro.models import DiveModel
 from dive_pyro.models.simulate import simulate
-from dive_pyro.nets import pose_to_pixels
 
 B, N, T, K, S, H = 3, 2, 3, 2, 8, 4  # TINY: videos, objects, frames, inputs, frame size, appearance dim
 

@@ -17,7 +17,7 @@ import torch
 from pyro.infer import Trace_ELBO
 
 from dive_pyro.data import generate
-from dive_pyro.models import build, reconstruct
+from dive_pyro.inference import build, reconstruct
 
 K = 10
 

@@ -20,8 +20,8 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO
 
-from dive_pyro.models import build
-from dive_pyro.models.config import TINY
+from dive_pyro.core.config import TINY
+from dive_pyro.inference import build
 from dive_pyro.models.simulate import simulate
 
 N, T, K = 2, 5, 4

@@ -8,10 +8,10 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from dive_pyro.baselines import baseline_predict
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.evaluation import GROUPS, evaluate_baseline, evaluate_frames, markdown_table
-from dive_pyro.reference import TABLE1, published
+from dive_pyro.evaluation.baselines import baseline_predict
+from dive_pyro.evaluation.published import TABLE1, published
+from dive_pyro.evaluation.tables import GROUPS, evaluate_baseline, evaluate_frames, markdown_table
 
 B, T, K, N, H, W = 3, 6, 3, 2, 24, 24
 HIDDEN_ROWS = 8  # top rows occluded; the protocol scores the bottom 16 x 24 = 384 pixels

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO
 
+from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.guides.dive import DiveGuide
 from dive_pyro.guides.variants import BernoulliDiveGuide, DdpaeGuide, EnumDiveGuide
-from dive_pyro.models.common import MAX_PLATE_NESTING
-from dive_pyro.models.config import DiveConfig
 from dive_pyro.models.dive import DiveModel
 from dive_pyro.models.variants import BernoulliDiveModel, DdpaeModel, EnumDiveModel
 

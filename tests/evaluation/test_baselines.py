@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from dive_pyro.baselines import BASELINES, baseline_predict
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.evaluation.baselines import BASELINES, baseline_predict
 
 B, T, K, N, H, W = 2, 5, 3, 2, 4, 4
 

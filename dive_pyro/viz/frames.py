@@ -1,23 +1,21 @@
 """Matplotlib figures of videos: frame grids with missing steps marked, and loss curves.
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show``; save it
-with ``fig.savefig(path)``.
+with ``fig.savefig(path)``. The library never selects a matplotlib backend (Jupyter's inline
+backend keeps working); the CLI picks ``Agg`` for its own process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from dive_pyro.data.batch import SceneBatch  # noqa: E402
+from dive_pyro.data.batch import SceneBatch
 
 __all__ = ["plot_frame_grid", "plot_scene", "plot_loss_curve"]
 

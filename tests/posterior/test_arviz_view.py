@@ -1,5 +1,5 @@
-from dive_pyro.arviz_view import pose_hdi, pose_summary, to_inference_data
-from dive_pyro.posterior import sample_posterior
+from dive_pyro.posterior.arviz_view import pose_hdi, pose_summary, to_inference_data
+from dive_pyro.posterior.export import sample_posterior
 from tests.posterior_fixtures import tiny
 
 

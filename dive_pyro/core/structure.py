@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pyro
 import torch
 
+from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.nets import constrain_pose
 from dive_pyro.data.batch import SceneBatch, check_frames
-from dive_pyro.models.config import DiveConfig
-from dive_pyro.nets import constrain_pose
 
 __all__ = [
     "MAX_PLATE_NESTING",

@@ -30,8 +30,8 @@ import torch
 import xarray as xr
 from pyro.infer import Predictive
 
+from dive_pyro.core.nets import pose_to_pixels
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.nets import pose_to_pixels
 
 __all__ = ["sample_posterior", "save_posterior", "load_posterior", "LATENT_SITES"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dive_pyro.nets import (
+from dive_pyro.core.nets import (
     ConvDecoder,
     ConvEncoder,
     NormalHead,

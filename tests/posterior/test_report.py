@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from dive_pyro.posterior import sample_posterior
-from dive_pyro.posterior_checks import check_posterior, check_tree, sbc, write_check_report
+from dive_pyro.posterior.export import sample_posterior
+from dive_pyro.posterior.report import check_posterior, check_tree, sbc, write_check_report
 from tests.posterior_fixtures import tiny
 
 
@@ -49,7 +49,7 @@ def test_checks_on_a_briefly_trained_model_and_report(tmp_path):
     import pyro
     import torch
 
-    from dive_pyro import posterior_plots as plots
+    from dive_pyro.posterior import plots as plots
 
     model, guide, elbo, batch = tiny(videos=8)
     optim = torch.optim.Adam([*model.parameters(), *guide.parameters()], lr=3e-3)

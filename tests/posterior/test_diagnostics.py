@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy import stats
 
-from dive_pyro import checks
+from dive_pyro.posterior import diagnostics as checks
 
 
 def test_auroc_equals_mann_whitney_and_handles_ties():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dive_pyro import posterior_plots as plots
-from dive_pyro.posterior import sample_posterior
+from dive_pyro.posterior import plots as plots
+from dive_pyro.posterior.export import sample_posterior
 from tests.posterior_fixtures import tiny
 
 

@@ -9,7 +9,7 @@ Groups (K = ``batch.num_observed``), each averaged over its frames and sequences
 * ``pred``: future frames K..T−1 vs ``batch.complete`` (paper Table 1 "Pred").
 
 Protocols: ``"dive"`` scores ``batch.scored`` (Scenario 1: the bottom 32 rows, as DIVE's
-``eval.py``); ``"full"`` scores every pixel. Metric conventions: ``dive_pyro.metrics``.
+``eval.py``); ``"full"`` scores every pixel. Metric conventions: ``dive_pyro.evaluation.metrics``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import math
 
 import torch
 
-from dive_pyro.baselines import baseline_predict
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.metrics import PSNR_CAP, frame_metrics
-from dive_pyro.reference import TABLE1
+from dive_pyro.evaluation.baselines import baseline_predict
+from dive_pyro.evaluation.metrics import PSNR_CAP, frame_metrics
+from dive_pyro.evaluation.published import TABLE1
 
 __all__ = ["GROUPS", "METRICS", "PROTOCOLS", "evaluate_baseline", "evaluate_frames", "markdown_table"]
 
@@ -118,7 +118,7 @@ def evaluate_frames(pred: torch.Tensor, batch: SceneBatch, protocol: str = "dive
 
 
 def evaluate_baseline(name: str, batch: SceneBatch, protocol: str = "dive", chunk_size: int = 32) -> dict:
-    """``evaluate_frames`` of baseline ``name`` (see ``dive_pyro.baselines.BASELINES``)."""
+    """``evaluate_frames`` of baseline ``name`` (see ``dive_pyro.evaluation.baselines.BASELINES``)."""
     return evaluate_frames(baseline_predict(name, batch), batch, protocol=protocol, chunk_size=chunk_size)
 
 
@@ -133,7 +133,7 @@ _COLUMNS = (
     ("ssim_dive", "SSIM-DIVE", 4),
     ("ssim_openstl", "SSIM-OpenSTL", 4),
 )
-# published metric -> our column with the same convention (see dive_pyro.reference)
+# published metric -> our column with the same convention (see dive_pyro.evaluation.published)
 _PUBLISHED_AS = {"bce": "bce", "mse": "mse", "psnr": "psnr_seq", "ssim": "ssim_dive"}
 
 
@@ -153,7 +153,7 @@ def markdown_table(results: dict[str, dict], scenario: str | None = None, includ
     SSIM-DIVE, SSIM-OpenSTL (+ NELBO when a result has ``"nelbo"``), then a caption line.
 
     ``results`` maps method name → ``evaluate_frames`` output. With ``include_reference`` and a
-    ``scenario`` in ``dive_pyro.reference.TABLE1`` (occlusion, out_of_scene, elastic), the
+    ``scenario`` in ``dive_pyro.evaluation.published.TABLE1`` (occlusion, out_of_scene, elastic), the
     published DIVE and DDPAE rows are appended (their PSNR is per sequence, their SSIM DIVE's).
     """
     if not isinstance(results, dict):

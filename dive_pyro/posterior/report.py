@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from dive_pyro import checks
-from dive_pyro.posterior import sample_posterior
+from dive_pyro.posterior import diagnostics as checks
+from dive_pyro.posterior.export import sample_posterior
 
 __all__ = ["check_posterior", "check_tree", "sbc", "write_check_report"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from dive_pyro.plotting import plot_frame_grid
+from dive_pyro.viz.frames import plot_frame_grid
 
 __all__ = [
     "plot_posterior_frames",
@@ -130,7 +130,7 @@ def plot_pose_trajectories(tree: xr.DataTree, index: int = 0) -> Figure:
 
 
 def plot_reliability(results: dict) -> Figure:
-    """Reliability diagram of P(missing) from :func:`dive_pyro.posterior_checks.check_tree` results."""
+    """Reliability diagram of P(missing) from :func:`dive_pyro.posterior.report.check_tree` results."""
     if "missingness" not in results:
         raise ValueError("results have no missingness section")
     rel = results["missingness"]["reliability"]
@@ -154,7 +154,7 @@ def plot_reliability(results: dict) -> Figure:
 
 
 def plot_sbc(results: dict) -> Figure:
-    """Rank histograms of :func:`dive_pyro.posterior_checks.sbc`, with the uniform expectation."""
+    """Rank histograms of :func:`dive_pyro.posterior.report.sbc`, with the uniform expectation."""
     latents = results["latents"]
     n = len(latents)
     cols = min(3, n)

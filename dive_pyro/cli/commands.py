@@ -1,6 +1,6 @@
-"""CLI commands beyond ``generate``/``evaluate``: the demo (and, as they land, train/sample/check).
+"""The CLI's commands: each ``cmd_*`` takes the parsed arguments and calls the library.
 
-Registered into :mod:`dive_pyro.cli` by :func:`register`.
+The argument parser is :mod:`dive_pyro.cli.parser`; nothing here parses.
 """
 
 from __future__ import annotations
@@ -11,14 +11,9 @@ import os
 import time
 from pathlib import Path
 
+SCENARIOS = ("complete", "occlusion", "out_of_scene", "elastic")
 DEMO_SCENARIOS = ("occlusion", "out_of_scene", "elastic")
-PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "tiny-cpu"
-
-
-def _writable_dir(path: str) -> Path:
-    from dive_pyro.cli import _writable_dir as check
-
-    return check(path)
+PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "tiny-cpu"
 
 
 def _save(fig, path: Path) -> None:
@@ -31,8 +26,8 @@ def _save(fig, path: Path) -> None:
 def _baseline_report(out: Path, num_sequences: int) -> str:
     """Scenario grids and the baseline table of every scenario (no model needed)."""
     from dive_pyro.data import fixed_test_set
-    from dive_pyro.evaluation import evaluate_baseline, markdown_table
-    from dive_pyro.plotting import plot_scene
+    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
+    from dive_pyro.viz.frames import plot_scene
 
     tables, payload = [], {}
     for scenario in DEMO_SCENARIOS:
@@ -52,8 +47,8 @@ def _baseline_report(out: Path, num_sequences: int) -> str:
 
 def _model_grids(trained, batch, out: Path, count: int) -> None:
     """Observed / ground truth / imputed reconstruction + prediction / each object, per sequence."""
-    from dive_pyro.inference.evaluate import predict_frames
-    from dive_pyro.plotting import plot_frame_grid
+    from dive_pyro.inference.trained import predict_frames
+    from dive_pyro.viz.frames import plot_frame_grid
 
     sub = batch[:count]
     full = predict_frames(trained.model, trained.guide, sub, use_mean=True, complete=True)
@@ -81,9 +76,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     a report: frame grids, ELBO curve, metrics table (plus the baselines of every scenario)."""
     import shutil
 
-    from dive_pyro.evaluation import evaluate_baseline, markdown_table
+    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
     from dive_pyro.inference import load_config, plot_elbo, train
-    from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
+    from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
 
     out: Path = args.out
     start = time.perf_counter()
@@ -198,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _trained_and_test_set(args: argparse.Namespace):
-    from dive_pyro.inference.evaluate import fixed_test_set_for, load_trained
+    from dive_pyro.inference.trained import fixed_test_set_for, load_trained
 
     trained = load_trained(args.checkpoint)
     batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
@@ -207,7 +202,7 @@ def _trained_and_test_set(args: argparse.Namespace):
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """``dive-pyro sample``: posterior draws of a checkpoint on test sequences, as a netCDF DataTree."""
-    from dive_pyro.posterior import sample_posterior, save_posterior
+    from dive_pyro.posterior.export import sample_posterior, save_posterior
 
     trained, batch = _trained_and_test_set(args)
     tree = sample_posterior(
@@ -227,8 +222,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``dive-pyro check``: posterior-quality checks against the generator's ground truth."""
-    from dive_pyro import posterior_plots as plots
-    from dive_pyro.posterior_checks import check_posterior, sbc, write_check_report
+    from dive_pyro.posterior import plots as plots
+    from dive_pyro.posterior.report import check_posterior, sbc, write_check_report
 
     trained, batch = _trained_and_test_set(args)
     results, tree = check_posterior(trained.model, trained.guide, batch, num_samples=args.num_samples, seed=args.seed)
@@ -254,59 +249,65 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    """Add the ``train`` and ``demo`` sub-commands to the CLI's sub-parsers ``sub``."""
-    from dive_pyro.inference.config import list_presets
+# --------------------------------------------------------------------------- generate
+def cmd_generate(args: argparse.Namespace) -> int:
+    from dive_pyro.data import generate
+    from dive_pyro.viz.frames import plot_scene
 
-    t = sub.add_parser(
-        "train",
-        help="train a model with SVI (torchrun-aware)",
-        description="Train with SVI. CONFIG is a preset name or a TOML file; overrides are key=value, "
-        "model.key=value or data.key=value. Presets: " + ", ".join(list_presets()),
-    )
-    t.add_argument("config", nargs="?", default=None, help="preset name or TOML path")
-    t.add_argument("overrides", nargs="*", default=[], help="key=value overrides")
-    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
-    t.add_argument("--out-dir", default=None)
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its checkpoint")
-    t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    t.set_defaults(func=cmd_train)
-
-    for name, func, text in (
-        ("sample", cmd_sample, "posterior samples of a checkpoint as a netCDF DataTree"),
-        ("check", cmd_check, "posterior-quality checks of a checkpoint against the ground truth"),
-    ):
-        c = sub.add_parser(name, help=text)
-        c.add_argument("--checkpoint", type=Path, required=True)
-        c.add_argument(
-            "--scenario",
-            choices=("complete", "occlusion", "out_of_scene", "elastic"),
-            default=None,
-            help="test scenario (default: the one the model was trained on)",
+    scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    out: Path = args.out
+    for scenario in scenarios:
+        batch = generate(
+            scenario,
+            args.num_sequences,
+            seed=args.seed,
+            num_objects=args.num_objects,
+            step_length=args.step_length,
+            split=args.split,
         )
-        c.add_argument("--num-sequences", type=int, default=64 if name == "sample" else 256)
-        c.add_argument("--num-samples", type=int, default=32)
-        c.add_argument("--seed", type=int, default=0)
-        if name == "sample":
-            c.add_argument("--out", default="posterior.nc", help="netCDF file to write")
-            c.add_argument("--objects", action="store_true", help="also store each object's rendering")
-        else:
-            c.add_argument("--out", type=_writable_dir, default=Path("reports/check"))
-            c.add_argument("--sbc", type=int, default=64, help="simulations for SBC (0: skip)")
-        c.set_defaults(func=func)
+        for i in range(batch.batch_size):
+            fig = plot_scene(batch, i, title=f"{scenario} — sequence {i} (seed {args.seed}; red: missing)")
+            path = out / f"{scenario}_{i}.png"
+            fig.savefig(path, dpi=args.dpi, bbox_inches="tight")
+            import matplotlib.pyplot as plt
 
-    d = sub.add_parser("demo", help="fine-tune the shipped tiny model, evaluate, write a report")
-    d.add_argument("--out", type=_writable_dir, default=Path("reports/demo"))
-    d.add_argument("--checkpoint", default=None, help="start from this checkpoint instead of the shipped one")
-    d.add_argument("--finetune-steps", type=int, default=200)
-    d.add_argument("--num-sequences", type=int, default=1024, help="out_of_scene test sequences to score")
-    d.add_argument("--grids", type=int, default=3, help="test sequences to draw")
-    d.add_argument(
-        "--baselines",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also write grids and baseline tables of every scenario",
-    )
-    d.add_argument("--baseline-sequences", type=int, default=256)
-    d.set_defaults(func=cmd_demo)
+            plt.close(fig)
+            print(f"wrote {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
+
+    if args.checkpoint is None and not args.baseline:
+        raise SystemExit("evaluate: give --baseline NAME (zeros, copy-last, mean) and/or --checkpoint PATH")
+    results: dict[str, dict] = {}
+    if args.checkpoint is not None:
+        from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
+
+        trained = load_trained(args.checkpoint)  # the test set is drawn at the model's resolution
+        batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
+        results.update(
+            evaluate_trained(
+                trained,
+                batch,
+                protocol=args.protocol,
+                num_samples=args.num_samples,
+                use_mean=not args.sample,
+            )
+        )
+        names = args.baseline or ["zeros", "copy-last"]
+    else:
+        from dive_pyro.data import fixed_test_set
+
+        batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
+        names = args.baseline
+    for name in names:
+        results[name] = evaluate_baseline(name, batch, protocol=args.protocol)
+    print(markdown_table(results, scenario=args.scenario))
+    if args.json:
+        payload = results if len(results) > 1 else next(iter(results.values()))
+        args.json.write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    return 0

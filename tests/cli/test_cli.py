@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dive_pyro.cli import main
+from dive_pyro.cli.parser import main
 
 
 def test_generate_writes_one_png_per_scenario_and_sequence(tmp_path):
@@ -136,7 +136,7 @@ def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
 
 
 def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
-    from dive_pyro.posterior import load_posterior
+    from dive_pyro.posterior.export import load_posterior
 
     monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "posterior.nc"

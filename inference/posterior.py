@@ -21,8 +21,8 @@ from pyro.infer import TraceEnum_ELBO, infer_discrete
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 
+from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.models.common import MAX_PLATE_NESTING
 from dive_pyro.models.dive import DiveModel
 from dive_pyro.models.variants import EnumDiveModel
 

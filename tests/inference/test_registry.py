@@ -7,19 +7,12 @@ import pytest
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO
 
 import dive_pyro
+from dive_pyro.core import DiveConfig
+from dive_pyro.core.config import TINY
 from dive_pyro.guides import BernoulliDiveGuide, DdpaeGuide, DiveGuide, EnumDiveGuide
-from dive_pyro.models import (
-    BernoulliDiveModel,
-    DdpaeModel,
-    DiveConfig,
-    DiveModel,
-    EnumDiveModel,
-    build,
-    register_variant,
-    variant_names,
-)
-from dive_pyro.models import registry as registry_module
-from dive_pyro.models.config import TINY
+from dive_pyro.inference import build, register_variant, variant_names
+from dive_pyro.inference import registry as registry_module
+from dive_pyro.models import BernoulliDiveModel, DdpaeModel, DiveModel, EnumDiveModel
 
 
 def test_official_defaults():

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.evaluation import evaluate_frames
+from dive_pyro.evaluation.tables import evaluate_frames
 from dive_pyro.inference.checkpoint import load_checkpoint
 from dive_pyro.inference.config import TrainConfig, config_from_dict
 from dive_pyro.inference.data_sources import REAL_SCENARIOS, window_pool
+from dive_pyro.inference.posterior import reconstruct
 from dive_pyro.inference.train import local_params
-from dive_pyro.models.posterior import reconstruct
 
 __all__ = [
     "TrainedModel",
@@ -44,7 +44,7 @@ class TrainedModel:
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild model, guide and ELBO from a checkpoint (loaded with ``weights_only=True``), in eval mode."""
-    from dive_pyro import build
+    from dive_pyro.inference.registry import build
 
     state = load_checkpoint(path, map_location=device)
     config = config_from_dict(state["config"])

@@ -3,7 +3,7 @@ import pytest
 import torch
 from pyro.poutine.messenger import Messenger
 
-from dive_pyro.posterior import load_posterior, sample_posterior, save_posterior
+from dive_pyro.posterior.export import load_posterior, sample_posterior, save_posterior
 from tests.posterior_fixtures import tiny
 
 

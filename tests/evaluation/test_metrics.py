@@ -8,7 +8,7 @@ import scipy.ndimage as ndi
 import torch
 from skimage.metrics import structural_similarity
 
-from dive_pyro.metrics import (
+from dive_pyro.evaluation.metrics import (
     FRAME_METRIC_KEYS,
     PSNR_CAP,
     bce,

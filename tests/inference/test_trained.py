@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from dive_pyro.evaluation import evaluate_frames
-from dive_pyro.inference.evaluate import evaluate_checkpoint, fixed_test_set_for, load_trained, predict_frames
+from dive_pyro.evaluation.tables import evaluate_frames
+from dive_pyro.inference.trained import evaluate_checkpoint, fixed_test_set_for, load_trained, predict_frames
 
 
 def test_checkpoint_evaluation_layout_and_consistency(tiny_checkpoint, tmp_path, monkeypatch):

@@ -1,0 +1,142 @@
+"""Command-line interface: ``dive-pyro <command>`` (also ``python -m dive_pyro``).
+
+This module only parses; :mod:`dive_pyro.cli.commands` runs each command through the library.
+``dive-pyro COMMAND --help`` lists options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dive_pyro.cli.args import writable_dir, writable_file
+from dive_pyro.cli.commands import (
+    SCENARIOS,
+    cmd_check,
+    cmd_demo,
+    cmd_evaluate,
+    cmd_generate,
+    cmd_sample,
+    cmd_train,
+)
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dive-pyro", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="write PNG grids of a Moving-MNIST scenario")
+    g.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all")
+    g.add_argument("--num-sequences", type=int, default=2)
+    g.add_argument("--num-objects", type=int, default=2)
+    g.add_argument("--step-length", type=float, default=0.15)
+    g.add_argument("--split", choices=("train", "test"), default="test")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--dpi", type=int, default=80)
+    g.add_argument("--out", type=writable_dir, default=Path("reports/scenarios"))
+    g.set_defaults(func=cmd_generate)
+
+    e = sub.add_parser("evaluate", help="Table-1 metrics of a baseline or checkpoint on a fixed test set")
+    e.add_argument("--scenario", choices=SCENARIOS, required=True)
+    e.add_argument(
+        "--baseline",
+        action="append",
+        choices=("zeros", "copy-last", "mean"),
+        help="baseline to score (repeatable)",
+    )
+    e.add_argument("--checkpoint", type=Path, default=None)
+    e.add_argument(
+        "--protocol",
+        choices=("dive", "full"),
+        default="dive",
+        help="dive: score DIVE's pixels (Sc.1 bottom 32 rows); full: all pixels",
+    )
+    e.add_argument("--num-sequences", type=int, default=1024)
+    e.add_argument("--num-samples", type=int, default=1, help="prediction samples (best-of-k and mean)")
+    e.add_argument("--sample", action="store_true", help="score a posterior sample instead of the mean")
+    e.add_argument("--json", type=writable_file, default=None)
+    e.set_defaults(func=cmd_evaluate)
+
+    _add_model_commands(sub)
+    return parser
+
+
+def _add_model_commands(sub) -> None:
+    """train, sample, check and demo."""
+    from dive_pyro.inference.config import list_presets
+
+    t = sub.add_parser(
+        "train",
+        help="train a model with SVI (torchrun-aware)",
+        description="Train with SVI. CONFIG is a preset name or a TOML file; overrides are key=value, "
+        "model.key=value or data.key=value. Presets: " + ", ".join(list_presets()),
+    )
+    t.add_argument("config", nargs="?", default=None, help="preset name or TOML path")
+    t.add_argument("overrides", nargs="*", default=[], help="key=value overrides")
+    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
+    t.add_argument("--out-dir", default=None)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its checkpoint")
+    t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    t.set_defaults(func=cmd_train)
+
+    for name, func, text in (
+        ("sample", cmd_sample, "posterior samples of a checkpoint as a netCDF DataTree"),
+        ("check", cmd_check, "posterior-quality checks of a checkpoint against the ground truth"),
+    ):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("--checkpoint", type=Path, required=True)
+        c.add_argument(
+            "--scenario",
+            choices=SCENARIOS,
+            default=None,
+            help="test scenario (default: the one the model was trained on)",
+        )
+        c.add_argument("--num-sequences", type=int, default=64 if name == "sample" else 256)
+        c.add_argument("--num-samples", type=int, default=32)
+        c.add_argument("--seed", type=int, default=0)
+        if name == "sample":
+            c.add_argument("--out", default="posterior.nc", help="netCDF file to write")
+            c.add_argument("--objects", action="store_true", help="also store each object's rendering")
+        else:
+            c.add_argument("--out", type=writable_dir, default=Path("reports/check"))
+            c.add_argument("--sbc", type=int, default=64, help="simulations for SBC (0: skip)")
+        c.set_defaults(func=func)
+
+    d = sub.add_parser("demo", help="fine-tune the shipped tiny model, evaluate, write a report")
+    d.add_argument("--out", type=writable_dir, default=Path("reports/demo"))
+    d.add_argument("--checkpoint", default=None, help="start from this checkpoint instead of the shipped one")
+    d.add_argument("--finetune-steps", type=int, default=200)
+    d.add_argument("--num-sequences", type=int, default=1024, help="out_of_scene test sequences to score")
+    d.add_argument("--grids", type=int, default=3, help="test sequences to draw")
+    d.add_argument(
+        "--baselines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also write grids and baseline tables of every scenario",
+    )
+    d.add_argument("--baseline-sequences", type=int, default=256)
+    d.set_defaults(func=cmd_demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # this process writes files; a library import never selects a backend
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow the options (`train tiny-cpu --out-dir runs/x steps=10`)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"dive-pyro {args.command}: error: {exc}", file=sys.stderr)
+        return 2

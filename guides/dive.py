@@ -192,15 +192,16 @@ class DiveGuide(PyroModule):
             return torch.bernoulli(like.new_full(shape, 1.0 - self.imputation_p))
         return like.new_ones(shape)
 
-    def pose_posterior(
+    def pose_states(
         self,
         h_y: torch.Tensor,
         present: torch.Tensor,
         encoder_state: tuple[torch.Tensor, torch.Tensor],
         T: int,
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """Imputation + pose LSTM + prediction LSTM. Returns ``(loc, scale)`` of ``z_p_0``
-        ``(B, N, 1, 3)`` and of ``beta`` ``(B, N, T, 3)``."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Imputation + pose LSTM + prediction LSTM. Returns the initial-pose features (an LSTM
+        across the objects' first pose states) ``(B, N, hidden)`` and the pose states of every frame
+        ``(B, N, T, hidden)`` (pose LSTM for t < K, prediction LSTM after)."""
         B, N, K, D = h_y.shape
         hy = h_y.reshape(B * N, K, D)
         pres = present.reshape(B * N, K)
@@ -216,7 +217,6 @@ class DiveGuide(PyroModule):
             outputs.append(h)
         # initial pose: LSTM across the objects' first pose states
         first, _ = self.initial_pose_rnn(outputs[0].reshape(B, N, D))
-        loc0, scale0 = self.initial_pose_head(first)
         # future increments: prediction LSTM, autoregressive on its own output
         enc_h, enc_c = encoder_state
         # DEVIATION (default predict_init="own"): each object starts from its own final forward-encoder
@@ -229,7 +229,20 @@ class DiveGuide(PyroModule):
             state = self.predict_rnn(x, state)
             x = state[0]
             outputs.append(x)
-        loc, scale = self.beta_head(torch.stack(outputs, 1).reshape(B, N, T, D))
+        return first, torch.stack(outputs, 1).reshape(B, N, T, D)
+
+    def pose_posterior(
+        self,
+        h_y: torch.Tensor,
+        present: torch.Tensor,
+        encoder_state: tuple[torch.Tensor, torch.Tensor],
+        T: int,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``(loc, scale)`` of ``z_p_0`` ``(B, N, 1, 3)`` and of ``beta`` ``(B, N, T, 3)`` from
+        :meth:`pose_states`."""
+        first, states = self.pose_states(h_y, present, encoder_state, T)
+        loc0, scale0 = self.initial_pose_head(first)
+        loc, scale = self.beta_head(states)
         return (loc0.unsqueeze(-2), scale0.unsqueeze(-2)), (loc, scale)
 
     def sample_pose(

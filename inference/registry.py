@@ -2,14 +2,21 @@
 
 Built-in variants (``variant_names()``):
 
-=================  ======================================  =================  ====================
-name               model / guide                           ELBO               config defaults
-=================  ======================================  =================  ====================
-``dive``           DiveModel / DiveGuide                   Trace_ELBO         (official)
-``ddpae``          DdpaeModel / DdpaeGuide                 Trace_ELBO
-``dive-bernoulli`` BernoulliDiveModel / BernoulliDiveGuide TraceGraph_ELBO    ``batch_norm=False``
-``dive-enum``      EnumDiveModel / EnumDiveGuide           TraceEnum_ELBO
-=================  ======================================  =================  ====================
+===================  ======================================  =================  =============================
+name                 model / guide                           ELBO               config defaults
+===================  ======================================  =================  =============================
+``dive``             DiveModel / DiveGuide                   Trace_ELBO         (official)
+``ddpae``            DdpaeModel / DdpaeGuide                 Trace_ELBO
+``dive-bernoulli``   BernoulliDiveModel / BernoulliDiveGuide TraceGraph_ELBO    ``batch_norm=False``
+``dive-enum``        EnumDiveModel / EnumDiveGuide           TraceEnum_ELBO
+``dive-markov``      DiveModel / MarkovPoseGuide             Trace_ELBO
+``dive-calibrated``  DiveModel / MarkovPoseGuide             Trace_ELBO         ``pixel_scale="intensity"``,
+                                                                                ``appearance_ar=0.95``,
+                                                                                ``missing_prior=0.2``
+===================  ======================================  =================  =============================
+
+``dive-markov`` has a state-space (Gaussian Markov chain) posterior over the pose path
+(``guides/markov_pose.py``).
 
 ``num_particles > 1`` runs the particles one after the other (``vectorize_particles`` is not
 supported: the guide's networks expect plain ``(B, ...)`` batches).
@@ -31,11 +38,13 @@ from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceGraph_ELBO
 from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.guides.dive import DiveGuide
+from dive_pyro.guides.markov_pose import MarkovPoseGuide
 from dive_pyro.guides.variants import BernoulliDiveGuide, DdpaeGuide, EnumDiveGuide
+from dive_pyro.inference.objectives import VideoIWAE
 from dive_pyro.models.dive import DiveModel
 from dive_pyro.models.variants import BernoulliDiveModel, DdpaeModel, EnumDiveModel
 
-__all__ = ["Variant", "build", "register_variant", "variant_names"]
+__all__ = ["Variant", "build", "make_elbo", "register_variant", "variant_lineage", "variant_names"]
 
 Factory = Callable[[DiveConfig], tuple[torch.nn.Module, torch.nn.Module, ELBO]]
 
@@ -45,6 +54,7 @@ class Variant:
     name: str
     factory: Factory
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    base: str | None = None  # a variant whose checkpoints can warm-start this one (init_from)
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -60,10 +70,22 @@ def _standard_factory(model_cls: type, guide_cls: type, elbo_cls: type) -> Facto
     def factory(config: DiveConfig):
         model = model_cls(config)
         guide = guide_cls(config, transition=model.f_tran)  # crops use the model's own f_tran
-        elbo = elbo_cls(num_particles=config.num_particles, max_plate_nesting=MAX_PLATE_NESTING)
-        return model, guide, elbo
+        return model, guide, make_elbo(elbo_cls, config)
 
     return factory
+
+
+def make_elbo(elbo_cls: type, config: DiveConfig) -> ELBO:
+    """The variant's ELBO class, or with ``objective="iwae"`` the per-video IWAE bound
+    (:class:`~dive_pyro.inference.objectives.VideoIWAE`) with ``K = num_particles``."""
+    if config.objective == "iwae":
+        if elbo_cls is not Trace_ELBO:
+            raise ValueError(
+                "objective='iwae' needs a variant trained with Trace_ELBO (reparameterised sites), "
+                f"not {elbo_cls.__name__}"
+            )
+        return VideoIWAE(num_particles=config.num_particles, max_plate_nesting=MAX_PLATE_NESTING)
+    return elbo_cls(num_particles=config.num_particles, max_plate_nesting=MAX_PLATE_NESTING)
 
 
 def register_variant(
@@ -74,6 +96,7 @@ def register_variant(
     guide: type | None = None,
     elbo: type | None = None,
     defaults: Mapping[str, Any] | None = None,
+    base: str | None = None,
     replace: bool = False,
 ):
     """Register a variant under ``name``.
@@ -81,7 +104,11 @@ def register_variant(
     Either pass the classes (``model=``, ``guide=``, ``elbo=``; the guide receives the model's
     ``f_tran``) or a ``factory(config) -> (model, guide, elbo)``; called with neither, it returns a
     decorator for a factory. ``defaults`` override :class:`DiveConfig` defaults for this variant.
+    ``base``: a registered variant whose parameters are a subset of this one's, so that its
+    checkpoints may warm-start this variant (``init_from``; the extra parameters keep their init).
     """
+    if base is not None and base not in _REGISTRY:
+        raise ValueError(f"base variant {base!r} of {name!r} is not registered")
     if not isinstance(name, str) or not name:
         raise ValueError(f"variant name must be a non-empty string, got {name!r}")
     defaults = dict(defaults or {})
@@ -91,7 +118,7 @@ def register_variant(
     def add(f: Factory) -> Factory:
         if name in _REGISTRY and not replace:
             raise ValueError(f"variant {name!r} is already registered (pass replace=True to override it)")
-        _REGISTRY[name] = Variant(name, f, defaults)
+        _REGISTRY[name] = Variant(name, f, defaults, base)
         return f
 
     if any(c is not None for c in classes):
@@ -103,6 +130,15 @@ def register_variant(
 
 def variant_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def variant_lineage(name: str) -> list[str]:
+    """``name`` and its chain of ``base`` variants (whose checkpoints may warm-start it)."""
+    lineage = [name]
+    while name in _REGISTRY and _REGISTRY[name].base is not None:
+        name = _REGISTRY[name].base
+        lineage.append(name)
+    return lineage
 
 
 def build(name: str = "dive", **config: Any):
@@ -127,3 +163,13 @@ register_variant(
     defaults={"batch_norm": False},
 )
 register_variant("dive-enum", model=EnumDiveModel, guide=EnumDiveGuide, elbo=TraceEnum_ELBO)
+register_variant("dive-markov", model=DiveModel, guide=MarkovPoseGuide, elbo=Trace_ELBO, base="dive")
+# the posterior-oriented combination (each part also available on its own as a DiveConfig option)
+register_variant(
+    "dive-calibrated",
+    model=DiveModel,
+    guide=MarkovPoseGuide,
+    elbo=Trace_ELBO,
+    defaults={"pixel_scale": "intensity", "appearance_ar": 0.95, "missing_prior": 0.2},
+    base="dive-markov",
+)

@@ -335,18 +335,29 @@ class _Run:
 
     def _warm_start(self, path: Path) -> str:
         """Load the model and guide weights of the checkpoint at ``path`` (``init_from``); returns
-        the line that announces it."""
+        the line that announces it. The checkpoint may come from this variant or one of its
+        ``base`` variants (:func:`~dive_pyro.inference.registry.variant_lineage`); parameters it
+        lacks (e.g. a learnt pixel sd or a new guide head) keep their initial values and are named."""
+        from dive_pyro.inference.registry import variant_lineage
+
         state = load_checkpoint(path, map_location=self.device)
-        check_variant(state, self.config.variant, path=path)
+        lineage = variant_lineage(self.config.variant)
+        if state["variant"] not in lineage[1:]:
+            check_variant(state, self.config.variant, path=path)
+        new_params = []
         for name, module in (("model", self.model), ("guide", self.guide)):
             try:
-                module.load_state_dict(state[name])
+                keys = module.load_state_dict(state[name], strict=False)
+                if keys.unexpected_keys:
+                    raise RuntimeError(f"unexpected key(s) in state_dict: {keys.unexpected_keys}")
             except RuntimeError as exc:
                 raise ValueError(
                     f"init_from checkpoint {str(path)!r}: its {name} weights do not fit this run's network "
                     f"(different sizes in [model]?): {str(exc).splitlines()[-1].strip()}"
                 ) from exc
-        return f"starting from the weights of {path} (step {int(state['step'])})"
+            new_params += [f"{name}.{k}" for k in keys.missing_keys]
+        line = f"starting from the weights of {path} (step {int(state['step'])})"
+        return line + (f"; new parameters at their initial values: {', '.join(new_params)}" if new_params else "")
 
     def _announce_resume(self, state: dict) -> None:
         old, new = state["config"], config_to_dict(self.config)

@@ -24,12 +24,15 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from pyro import poutine
+from pyro.distributions import constraints
+from pyro.nn import PyroModule, PyroParam
 
 from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
 from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.models.appearance import AR1Normal
 
 __all__ = ["DiveModel"]
 
@@ -47,11 +50,20 @@ class DiveModel(PyroModule):
         dcgan_init(self.decoder, config.init_std)
         self.register_buffer("pose_loc", torch.tensor([config.s0, 0.0, 0.0]))
         self.register_buffer("pose_scale", torch.tensor(config.initial_pose_scale, dtype=torch.float32))
+        # learnt pixel sds exist only when asked for, so the official parameter set is unchanged
+        if config.pixel_scale in ("global", "intensity"):
+            self.pixel_scale = PyroParam(torch.tensor(config.likelihood_scale), constraint=constraints.positive)
+        if config.pixel_scale == "intensity":
+            self.ink_scale = PyroParam(torch.tensor(config.ink_scale), constraint=constraints.positive)
 
     # ------------------------------------------------------------------ priors (override one)
     def missingness_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
-        """Prior of the Gaussian missingness latent ``x_m`` (paper Eq. 4; N(0, 1) as official)."""
-        return dist.Normal(self.pose_loc.new_zeros(()), 1.0).expand(shape)
+        """Prior of the Gaussian missingness latent ``x_m`` (paper Eq. 4): N(0, 1) as official, or
+        N(Φ⁻¹(p), 1) with ``missing_prior = p``, so that P(z_m = 1) = P(x_m ≥ 0) = p."""
+        loc = self.pose_loc.new_zeros(())
+        if self.config.missing_prior != 0.5:
+            loc = torch.special.ndtri(loc.new_tensor(self.config.missing_prior))
+        return dist.Normal(loc, 1.0).expand(shape)
 
     def initial_pose_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
         """Prior of ``z_p_0``: N([s0, 0, 0], diag[0.2, 1, 1]²) (dive_reference §3)."""
@@ -63,8 +75,12 @@ class DiveModel(PyroModule):
         return dist.Normal(loc, self.config.beta_scale).expand(shape + (3,)).to_event(1)
 
     def appearance_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
-        """Prior of the appearance ``z_a``: N(0, I_h) (dive_reference §3)."""
+        """Prior of the appearance ``z_a``: N(0, I_h) i.i.d. over time (dive_reference §3); with
+        ``appearance_ar = ρ > 0`` a stationary AR(1) chain over time (:class:`AR1Normal`), so that
+        changing the appearance between frames (e.g. fading an object out) costs KL."""
         loc = self.pose_loc.new_zeros(())
+        if self.config.appearance_ar > 0:
+            return AR1Normal(loc.expand(shape + (self.config.appearance_dim,)), self.config.appearance_ar)
         return dist.Normal(loc, 1.0).expand(shape + (self.config.appearance_dim,)).to_event(1)
 
     def pixel_likelihood(self, loc: torch.Tensor) -> dist.Distribution:
@@ -77,13 +93,25 @@ class DiveModel(PyroModule):
         """
         kind = self.config.likelihood
         if kind == "normal":
-            return dist.Normal(loc, self.config.likelihood_scale)
+            return dist.Normal(loc, self.pixel_sd(loc))
         probs = loc.clamp(_PROB_EPS, 1 - _PROB_EPS)
         if kind == "bernoulli":
             return dist.Bernoulli(probs=probs, validate_args=False)
         if kind == "continuous_bernoulli":
             return dist.ContinuousBernoulli(probs=probs)
         raise ValueError(f"config.likelihood must be 'normal', 'bernoulli' or 'continuous_bernoulli', got {kind!r}")
+
+    def pixel_sd(self, loc: torch.Tensor) -> torch.Tensor | float:
+        """The sd of the Normal pixel likelihood (config ``pixel_scale``): the fixed
+        ``likelihood_scale`` (official), one learnt scalar (``"global"``), or heteroscedastic
+        (``"intensity"``): ``σ_bg + (σ_ink − σ_bg) · loc``, a learnt sd on background pixels and one
+        on ink, interpolated by the rendered intensity ``loc`` ∈ [0, 1]."""
+        kind = self.config.pixel_scale
+        if kind == "fixed":
+            return self.config.likelihood_scale
+        if kind == "global":
+            return self.pixel_scale
+        return self.pixel_scale + (self.ink_scale - self.pixel_scale) * loc.clamp(0.0, 1.0)
 
     def likelihood(self, loc: torch.Tensor, visible: torch.Tensor, event_dim: int = 4) -> dist.Distribution:
         """The observation distribution: pixels masked to ``visible`` *before* ``to_event`` (so
@@ -152,7 +180,13 @@ class DiveModel(PyroModule):
         """
         loc = torch.cat([frames_in, frames_future], -4).unsqueeze(-5).unsqueeze(-5)  # (B,1,1,T,1,H,W)
         visible = batch.visible[:, None, None]
-        pyro.sample("obs", self.likelihood(loc, visible), obs=batch.observed[:, None, None])
+        with self.tempered():
+            pyro.sample("obs", self.likelihood(loc, visible), obs=batch.observed[:, None, None])
+
+    def tempered(self):
+        """Context that raises the likelihood to the power ``likelihood_power`` (a power posterior;
+        ``power = n_eff / n`` treats ``n`` correlated pixels as ``n_eff`` independent ones)."""
+        return poutine.scale(scale=self.config.likelihood_power)
 
     # ------------------------------------------------------------------ the program
     def forward(self, batch: SceneBatch) -> torch.Tensor:

@@ -48,7 +48,7 @@ class BernoulliDiveModel(DiveModel):
     """
 
     def missingness_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
-        return dist.Bernoulli(probs=self.pose_loc.new_full((), 0.5)).expand(shape)
+        return dist.Bernoulli(probs=self.pose_loc.new_full((), self.config.missing_prior)).expand(shape)
 
     def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         z = pyro.sample("z_m", self.missingness_prior((plates.B, 1, 1, plates.N, plates.K)).to_event(2))
@@ -82,7 +82,9 @@ class EnumDiveModel(BernoulliDiveModel):
         with plates.input_time:
             visible = batch.visible[:, None, :K]  # (B, 1, K, 1, H, W)
             loc = frames_in.unsqueeze(-5)
-            pyro.sample("obs_input", self.likelihood(loc, visible, 3), obs=batch.observed[:, None, :K])
+            with self.tempered():
+                pyro.sample("obs_input", self.likelihood(loc, visible, 3), obs=batch.observed[:, None, :K])
         loc = frames_future.unsqueeze(-5).unsqueeze(-5)
         visible = batch.visible[:, None, None, K:]
-        pyro.sample("obs_future", self.likelihood(loc, visible), obs=batch.observed[:, None, None, K:])
+        with self.tempered():
+            pyro.sample("obs_future", self.likelihood(loc, visible), obs=batch.observed[:, None, None, K:])

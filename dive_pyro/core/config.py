@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-__all__ = ["DiveConfig", "LIKELIHOODS", "MISSINGNESS_MODES", "PREDICT_INITS", "TINY"]
+__all__ = ["DiveConfig", "LIKELIHOODS", "MISSINGNESS_MODES", "OBJECTIVES", "PIXEL_SCALES", "PREDICT_INITS", "TINY"]
 
 LIKELIHOODS = ("normal", "bernoulli", "continuous_bernoulli")
+PIXEL_SCALES = ("fixed", "global", "intensity")
+OBJECTIVES = ("elbo", "iwae")
 MISSINGNESS_MODES = ("straight_through", "soft", "official")
 PREDICT_INITS = ("own", "official")
 
@@ -60,12 +62,21 @@ class DiveConfig:
     scale_range: float = 1.0  # s clamped to [s0 - 1, s0 + 1], dive_reference §2.3
     initial_pose_scale: tuple[float, float, float] = (0.2, 1.0, 1.0)  # sd of z_p_0 prior, §3
     beta_scale: float = 0.1  # sd of the pose increments beta, dive_reference §3
+    appearance_ar: float = 0.0  # AR(1) coefficient of the z_a prior over time (0 = i.i.d. N(0, I), official)
     # --- likelihood (paper §3.3, dive_reference §3)
     likelihood: str = "normal"  # one of LIKELIHOODS; official Normal
     likelihood_scale: float = 0.3  # sd of the Normal pixel likelihood, dive_reference §3
+    # sd of the Normal likelihood (one of PIXEL_SCALES, see DiveModel.pixel_sd): "fixed" = likelihood_scale
+    # (official); "global" = one learnt scalar starting at likelihood_scale; "intensity" = heteroscedastic,
+    # learnt sds of background (starts at likelihood_scale) and ink (starts at ink_scale) pixels,
+    # interpolated by the rendered intensity
+    pixel_scale: str = "fixed"
+    ink_scale: float = 0.3  # initial ink-pixel sd of pixel_scale = "intensity"
+    likelihood_power: float = 1.0  # tempering: the log-likelihood times this power (1 = untempered)
     # --- missingness (paper Eq. 4, dive_reference §0.2)
     missingness: str = "straight_through"  # one of MISSINGNESS_MODES; official is "official"/"soft"
     temperature: float = 1.0  # tau of sigmoid(x/tau) in the soft / straight-through modes
+    missing_prior: float = 0.5  # prior P(z_m = 1) = P(x_m >= 0), x_m ~ N(Φ⁻¹(p), 1); 0.5 = N(0, 1) (official)
     # --- guide tricks (dive_reference §0.3-0.4, §6)
     imputation_p: float = 0.25  # P(replace a visible object's state by the imputed one), §0.3
     appearance_dropout_p: float = 0.3  # P(drop dynamic appearance for the batch), §0.4
@@ -74,6 +85,8 @@ class DiveConfig:
     stateful_lstm2: bool = True  # carry LSTM2 state (official: stateless, bug), dive_reference §6.6
     # --- ELBO (dive_reference §3)
     num_particles: int = 1  # Trace_ELBO particles, dive_reference §3
+    # one of OBJECTIVES: the variant's ELBO, or "iwae" (per-video IWAE bound with K = num_particles)
+    objective: str = "elbo"
 
     def __post_init__(self) -> None:
         positive = ("frame_size", "object_size", "num_objects", "num_frames", "num_observed", "ngf")
@@ -92,7 +105,16 @@ class DiveConfig:
             raise ValueError(
                 f"DiveConfig.object_size ({self.object_size}) must not exceed frame_size ({self.frame_size})"
             )
-        for name in ("s0", "scale_range", "beta_scale", "likelihood_scale", "temperature", "init_std"):
+        for name in (
+            "s0",
+            "scale_range",
+            "beta_scale",
+            "likelihood_scale",
+            "ink_scale",
+            "likelihood_power",
+            "temperature",
+            "init_std",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DiveConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if self.s0 - self.scale_range <= 0.5:
@@ -102,6 +124,10 @@ class DiveConfig:
             )
         if len(self.initial_pose_scale) != 3 or min(self.initial_pose_scale) <= 0:
             raise ValueError(f"DiveConfig.initial_pose_scale must be 3 positive sds, got {self.initial_pose_scale!r}")
+        if not 0.0 < self.missing_prior < 1.0:
+            raise ValueError(f"DiveConfig.missing_prior must lie in (0, 1), got {self.missing_prior!r}")
+        if not 0.0 <= self.appearance_ar < 1.0:
+            raise ValueError(f"DiveConfig.appearance_ar must lie in [0, 1), got {self.appearance_ar!r}")
         for name in ("imputation_p", "appearance_dropout_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"DiveConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
@@ -109,6 +135,8 @@ class DiveConfig:
             ("likelihood", LIKELIHOODS),
             ("missingness", MISSINGNESS_MODES),
             ("predict_init", PREDICT_INITS),
+            ("pixel_scale", PIXEL_SCALES),
+            ("objective", OBJECTIVES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DiveConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

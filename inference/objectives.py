@@ -61,6 +61,8 @@ def per_video_log_weights(
             for name, site in trace.nodes.items():
                 if site["type"] != "sample" or isinstance(site["fn"], _Subsample):
                     continue  # plates are recorded as subsample sites
+                if site["infer"].get("_deterministic"):
+                    continue  # pyro.deterministic: log density 0
                 if sign < 0 and site["is_observed"]:
                     continue
                 if sign < 0 and guide_sites is not None and name not in guide_sites:

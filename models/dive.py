@@ -40,6 +40,10 @@ class DiveModel(PyroModule):
     """DIVE's generative model ``p(y^{1:K}, x^{K+1:T}, z)``; ``forward(batch)`` returns the
     rendered frames ``(B, T, 1, H, W)`` (reconstructions for t < K, predictions after)."""
 
+    #: True where the model sums discrete missingness out (``TraceEnum_ELBO``): posterior draws of
+    #: it then come from ``pyro.infer.infer_discrete``, not from the guide.
+    enumerates_missingness = False
+
     def __init__(self, config: DiveConfig | None = None) -> None:
         super().__init__(name="model")  # distinct param-store prefix from the guide's
         self.config = config = config if config is not None else DiveConfig()
@@ -111,6 +115,13 @@ class DiveModel(PyroModule):
             components = weight[..., None, None, None] * components
         return components.sum(-5).clamp(max=1.0)
 
+    def appearance_per_frame(self, z_a: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The ``z_a`` site's value as one appearance per object and frame ``(..., N, T, h)``
+        (already so here; variants with a static appearance repeat it over time)."""
+        if z_a.shape[-2] != num_frames:
+            raise ValueError(f"z_a has {z_a.shape[-2]} frames, expected {num_frames}")
+        return z_a
+
     def render(self, z_a: torch.Tensor, z_p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Frames ``(B, T, 1, H, W)`` from latents: ``present`` ``(B, N, K)`` weights the K input
         frames; objects are always present in the future (paper §3.3)."""
@@ -174,5 +185,5 @@ class DiveModel(PyroModule):
         if enumerated:
             return frames_in
         # outside the plates, so a trace holds plain (B, T, 1, H, W) frames (Predictive left-pads
-        # such sites to max_plate_nesting; dive_pyro.models.sample_posterior does not)
+        # such sites to max_plate_nesting; dive_pyro.inference.sample_posterior does not)
         return pyro.deterministic("frames", torch.cat([frames_in, frames_future], -4))

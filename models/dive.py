@@ -28,7 +28,7 @@ from pyro.nn import PyroModule
 
 from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
-from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
+from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
 
 __all__ = ["DiveModel"]
@@ -44,8 +44,10 @@ class DiveModel(PyroModule):
     #: it then come from ``pyro.infer.infer_discrete``, not from the guide.
     enumerates_missingness = False
 
-    def __init__(self, config: DiveConfig | None = None) -> None:
-        super().__init__(name="model")  # distinct param-store prefix from the guide's
+    def __init__(self, config: DiveConfig | None = None, name: str | None = None) -> None:
+        # param-store prefix: "model" for the first instance of the process, then "model_2", ...
+        # (see dive_pyro.core.structure.instance_name), distinct from the guide's
+        super().__init__(name=name or instance_name("model"))
         self.config = config = config if config is not None else DiveConfig()
         self.decoder = ConvDecoder(config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm)
         dcgan_init(self.decoder, config.init_std)

@@ -1,5 +1,6 @@
 """What a trainer or evaluator needs from a fitted (model, guide) pair.
 
+* :func:`posterior_trace`: the model's trace with latents replayed from the posterior;
 * :func:`reconstruct`: frames ``(B, T, 1, H, W)`` -- reconstructions of the K input frames and
   predictions of the rest -- from the guide's posterior mean (the official evaluation,
   ``sample=False``) or from one posterior draw, via ``poutine.replay``;
@@ -26,7 +27,7 @@ from dive_pyro.data.batch import SceneBatch
 from dive_pyro.models.dive import DiveModel
 from dive_pyro.models.variants import EnumDiveModel
 
-__all__ = ["PosteriorMean", "missing_probability", "reconstruct", "sample_posterior"]
+__all__ = ["PosteriorMean", "missing_probability", "posterior_trace", "reconstruct", "sample_posterior"]
 
 
 class PosteriorMean(Messenger):
@@ -49,6 +50,15 @@ def _replayed(model: DiveModel, guide_trace, use_mean: bool):
     return model_fn
 
 
+def posterior_trace(model: DiveModel, guide: torch.nn.Module, batch: SceneBatch, use_mean: bool = True):
+    """The model's trace on ``batch`` with its latents replayed from the guide's posterior means
+    (``use_mean``) or from one guide draw (``dive-enum``: missingness at its exact posterior mode or
+    a draw, given the rest)."""
+    with torch.no_grad():
+        guide_trace = poutine.trace(PosteriorMean()(guide) if use_mean else guide).get_trace(batch)
+        return poutine.trace(_replayed(model, guide_trace, use_mean)).get_trace(batch)
+
+
 def reconstruct(
     model: DiveModel, guide: torch.nn.Module, batch: SceneBatch, use_mean: bool = True, complete: bool = False
 ) -> torch.Tensor:
@@ -61,8 +71,7 @@ def reconstruct(
     complete video, to compare with ``batch.complete``.
     """
     with torch.no_grad():
-        guide_trace = poutine.trace(PosteriorMean()(guide) if use_mean else guide).get_trace(batch)
-        trace = poutine.trace(_replayed(model, guide_trace, use_mean)).get_trace(batch)
+        trace = posterior_trace(model, guide, batch, use_mean=use_mean)
         if not complete:
             return trace.nodes["frames"]["value"]
         z_p = trace.nodes["z_p"]["value"]

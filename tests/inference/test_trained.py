@@ -41,3 +41,14 @@ def test_missing_or_corrupt_checkpoint(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupt"):
         load_trained(bad)
+
+
+def test_validation_split_is_another_fixed_set(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path))
+    config = load_trained(tiny_checkpoint).config
+    test = fixed_test_set_for(config, num_sequences=3)
+    val = fixed_test_set_for(config, num_sequences=3, split="validation")
+    assert val.observed.shape == test.observed.shape and not torch.equal(val.observed, test.observed)
+    assert torch.equal(val.observed, fixed_test_set_for(config, num_sequences=3, split="validation").observed)
+    with pytest.raises(ValueError, match="split must be"):
+        fixed_test_set_for(config, split="train")

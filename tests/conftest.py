@@ -14,6 +14,9 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True)
 def _hermetic():
+    from dive_pyro.core import structure
+
+    structure._COUNTERS.clear()  # param-store prefixes restart at "model", "guide" in every test
     pyro.clear_param_store()
     pyro.enable_validation(True)
     pyro.set_rng_seed(0)

@@ -28,6 +28,7 @@ from pyro.poutine.subsample_messenger import _Subsample
 
 from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.inference.refine import refine
 from dive_pyro.models.dive import DiveModel
 
 __all__ = ["DRAW_KEYS", "PosteriorMean", "missing_probability", "posterior_trace", "reconstruct", "sample_posterior"]
@@ -150,6 +151,8 @@ def sample_posterior(
     include_objects: bool = False,
     parallel: bool = False,
     extra_sites: tuple[str, ...] = (),
+    refine_steps: int = 0,
+    refine_lr: float = 0.05,
 ) -> dict[str, torch.Tensor]:
     """``num_samples`` posterior draws for every video of ``batch``: guide draws replayed through
     the model (for ``dive-enum`` the summed-out missingness then drawn exactly given them with
@@ -170,13 +173,20 @@ def sample_posterior(
     (sample-major; ``S·B`` videos in memory) instead of once per draw. Pyro's
     ``Predictive(parallel=True)`` cannot be used: the guide's encoders do not vectorise over an
     extra left sample dim.
+
+    ``refine_steps=n``: draw from the guide after ``n`` per-video SVI steps on its outputs
+    (:func:`dive_pyro.inference.refine.refine`, Adam with ``refine_lr``; semi-amortised inference).
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
     if not isinstance(parallel, bool):
         raise TypeError(f"parallel must be a bool, got {parallel!r}")
+    if refine_steps and parallel:
+        raise ValueError("refine_steps needs parallel=False (the refined offsets are per video of the batch)")
     S, B = num_samples, batch.batch_size
-    with torch.no_grad(), _eval_mode(model, guide), _rng(seed, batch.device):
+    with _eval_mode(model, guide), _rng(seed, batch.device), torch.no_grad():
+        if refine_steps:
+            guide = refine(model, guide, batch, refine_steps, lr=refine_lr)
         if parallel:  # row s * B + b of the tiled batch is draw s of video b
             tiled = SceneBatch.cat([batch] * S)
             draw = _draw(model, posterior_trace(model, guide, tiled, False), tiled, include_objects, extra_sites)

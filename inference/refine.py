@@ -1,0 +1,126 @@
+"""Test-time refinement of an amortised guide (semi-amortised variational inference).
+
+An amortised guide maps every video to its posterior with one network; the gap between its answer
+and the best member of its family for *this* video is the amortisation gap (Cremer et al. 2018).
+:func:`refine` closes part of it: it adds a free offset to the location and the log-scale of every
+Gaussian guide site, per video, element and coordinate, starting at zero (the guide itself), and
+takes ``steps`` Adam steps on the ELBO of the given batch with the networks fixed (Kim et al.
+2018, semi-amortised VAEs). The downstream guide networks still run on the refined draws (e.g. the
+appearance encoder crops at the refined poses). ``sample_posterior(..., refine_steps=n)`` draws from
+the refined guide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.infer import Trace_ELBO
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
+
+__all__ = ["GuideOffsets", "RefinedGuide", "refine"]
+
+
+def _unwrap(fn) -> tuple[dist.Distribution, int]:
+    ndims = 0
+    while isinstance(fn, dist.Independent | torch.distributions.Independent):
+        ndims += fn.reinterpreted_batch_ndims
+        fn = fn.base_dist
+    return fn, ndims
+
+
+class GuideOffsets(Messenger):
+    """Adds per-element offsets to Gaussian guide sites: ``loc + δ`` and ``scale · exp(ρ)``
+    (``Normal``), or ``loc + δ`` and ``diag(exp(ρ)) · scale_tril`` (``MultivariateNormal``).
+    Other sites (Delta, Bernoulli, ...) pass unchanged. Offsets are created at zero on first use;
+    ``params`` lists them (``requires_grad``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offsets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        return [p for pair in self.offsets.values() for p in pair]
+
+    def _offsets(self, name: str, loc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self.offsets:
+            zeros = torch.zeros_like(loc.detach())
+            self.offsets[name] = (zeros.clone().requires_grad_(), zeros.clone().requires_grad_())
+        shift, log_scale = self.offsets[name]
+        if shift.shape != loc.shape:
+            raise ValueError(f"site {name!r} changed shape from {tuple(shift.shape)} to {tuple(loc.shape)}")
+        return shift, log_scale
+
+    def _pyro_sample(self, msg) -> None:
+        if msg["is_observed"] or isinstance(msg["fn"], _Subsample) or msg["infer"].get("_deterministic"):
+            return
+        base, ndims = _unwrap(msg["fn"])
+        if isinstance(base, torch.distributions.Normal):
+            shift, log_scale = self._offsets(msg["name"], base.loc)
+            new = dist.Normal(base.loc + shift, base.scale * log_scale.exp())
+        elif isinstance(base, torch.distributions.MultivariateNormal):
+            shift, log_scale = self._offsets(msg["name"], base.loc)
+            new = dist.MultivariateNormal(base.loc + shift, scale_tril=log_scale.exp()[..., None] * base.scale_tril)
+        else:
+            return
+        msg["fn"] = new.to_event(ndims) if ndims else new
+
+
+class RefinedGuide:
+    """``guide`` run under its :class:`GuideOffsets` (what :func:`refine` returns)."""
+
+    def __init__(self, guide, offsets: GuideOffsets) -> None:
+        self.guide, self.offsets = guide, offsets
+
+    def __call__(self, *args, **kwargs):
+        with self.offsets:
+            return self.guide(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _eval(*modules: torch.nn.Module):
+    modules = [m for m in modules if isinstance(m, torch.nn.Module)]
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, was, strict=True):
+            m.train(mode)
+
+
+def refine(model, guide, batch, steps: int, *, lr: float = 0.05, num_particles: int = 1, return_losses: bool = False):
+    """The guide with ``steps`` per-video SVI steps on its outputs (module doc); networks fixed, in
+    eval mode. Returns the refined guide (a callable like ``guide``), and with ``return_losses`` also
+    the ``steps`` ELBO-loss estimates (negative ELBO of the batch, ``num_particles`` draws each)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"refine steps must be a non-negative integer, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"refine lr must be > 0, got {lr!r}")
+    offsets = GuideOffsets()
+    refined = RefinedGuide(guide, offsets)
+    losses: list[float] = []
+    if steps:
+        elbo = Trace_ELBO(num_particles=num_particles)
+        with _eval(model, guide), torch.enable_grad():
+            with torch.no_grad():
+                poutine.trace(refined).get_trace(batch)  # creates the offsets at zero
+            if not offsets.params:
+                raise ValueError("the guide has no Gaussian sites to refine")
+            optimizer = torch.optim.Adam(offsets.params, lr=lr)
+            for _ in range(steps):
+                loss = elbo.differentiable_loss(model, refined, batch)
+                grads = torch.autograd.grad(loss, offsets.params, allow_unused=True)
+                for p, g in zip(offsets.params, grads, strict=True):
+                    p.grad = g
+                optimizer.step()
+                losses.append(float(loss.detach()))
+        for p in offsets.params:
+            p.requires_grad_(False)
+            p.grad = None
+    return (refined, losses) if return_losses else refined

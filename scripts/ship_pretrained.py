@@ -14,7 +14,14 @@
         appearance_dropout_p=0.15 steps=35929 --resume --out-dir runs/tiny-ft     # the shipped model
     python scripts/ship_pretrained.py runs/tiny-ft
 
-Writes ``dive_pyro/pretrained/tiny-cpu/``: ``checkpoint.pt`` (the full training state, so the demo
+    # tiny-cpu-markov: variant dive-markov with the AR(1) appearance prior and the missingness prior
+    # at the data rate, warm-started from the shipped tiny-cpu weights (benchmarks/results/posterior_compare.md)
+    dive-pyro train tiny-cpu variant=dive-markov model.appearance_ar=0.95 model.missing_prior=0.2 \
+        init_from=dive_pyro/pretrained/tiny-cpu/checkpoint.pt lr=0.00016 lr_schedule=none kl_start=1.0 \
+        appearance_dropout_p=0.15 steps=100000 max_seconds=2700 checkpoint_every=500 out_dir=runs/markov-ar
+    python scripts/ship_pretrained.py runs/markov-ar --name tiny-cpu-markov --num-sequences 256
+
+Writes ``dive_pyro/pretrained/<name>/`` (default ``tiny-cpu``): ``checkpoint.pt`` (the full training state, so the demo
 can resume it), ``config.toml``, ``log.jsonl`` (every ``--log-stride``-th step, to stay small) and
 ``metrics.json``/``metrics.md`` (the fixed ``out_of_scene`` test set at the model's resolution, next
 to the baselines).
@@ -34,7 +41,7 @@ from dive_pyro.inference.config import load_config, save_config
 from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
 
 RUN_CONTROL = {"resume": "false", "overwrite": "false", "max_seconds": "none", "init_from": "none"}
-DEST = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained" / "tiny-cpu"
+PRETRAINED = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained"
 
 
 def main() -> None:
@@ -42,7 +49,9 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="run folder with checkpoint.pt, config.toml, log.jsonl")
     parser.add_argument("--log-stride", type=int, default=20)
     parser.add_argument("--num-sequences", type=int, default=1024)
+    parser.add_argument("--name", default="tiny-cpu", help="folder under dive_pyro/pretrained/")
     args = parser.parse_args()
+    DEST = PRETRAINED / args.name
     torch.set_num_threads(1)
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.run / "checkpoint.pt", DEST / "checkpoint.pt")
@@ -55,12 +64,14 @@ def main() -> None:
     (DEST / "log.jsonl").write_text("\n".join(kept) + "\n")
     trained = load_trained(DEST / "checkpoint.pt")
     batch = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=args.num_sequences)
-    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
+    results = evaluate_trained(trained, batch, name=f"DIVE {args.name} (step {trained.step})")
     for name in ("zeros", "copy-last", "mean"):
         results[name] = evaluate_baseline(name, batch)
     (DEST / "metrics.json").write_text(json.dumps(results, indent=2))
     table = markdown_table(results, scenario="out_of_scene", include_reference=False)
-    (DEST / "metrics.md").write_text(f"# Shipped tiny-cpu model on the fixed out_of_scene test set\n\n{table}\n")
+    (DEST / "metrics.md").write_text(
+        f"# Shipped {args.name} model on the fixed out_of_scene test set ({args.num_sequences} sequences)\n\n{table}\n"
+    )
     print(table)
     print(f"shipped to {DEST}")
 

@@ -10,9 +10,6 @@ name                 model / guide                           ELBO               
 ``dive-bernoulli``   BernoulliDiveModel / BernoulliDiveGuide TraceGraph_ELBO    ``batch_norm=False``
 ``dive-enum``        EnumDiveModel / EnumDiveGuide           TraceEnum_ELBO
 ``dive-markov``      DiveModel / MarkovPoseGuide             Trace_ELBO
-``dive-calibrated``  DiveModel / MarkovPoseGuide             Trace_ELBO         ``pixel_scale="intensity"``,
-                                                                                ``appearance_ar=0.95``,
-                                                                                ``missing_prior=0.2``
 ===================  ======================================  =================  =============================
 
 ``dive-markov`` has a state-space (Gaussian Markov chain) posterior over the pose path
@@ -164,12 +161,3 @@ register_variant(
 )
 register_variant("dive-enum", model=EnumDiveModel, guide=EnumDiveGuide, elbo=TraceEnum_ELBO)
 register_variant("dive-markov", model=DiveModel, guide=MarkovPoseGuide, elbo=Trace_ELBO, base="dive")
-# the posterior-oriented combination (each part also available on its own as a DiveConfig option)
-register_variant(
-    "dive-calibrated",
-    model=DiveModel,
-    guide=MarkovPoseGuide,
-    elbo=Trace_ELBO,
-    defaults={"pixel_scale": "intensity", "appearance_ar": 0.95, "missing_prior": 0.2},
-    base="dive-markov",
-)

@@ -213,6 +213,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         seed=args.seed,
         include_objects=args.objects,
         variant=trained.config.variant,
+        refine_steps=args.refine,
     )
     save_posterior(tree, args.out)
     print(tree)
@@ -226,7 +227,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from dive_pyro.posterior.report import check_posterior, sbc, write_check_report
 
     trained, batch = _trained_and_test_set(args)
-    results, tree = check_posterior(trained.model, trained.guide, batch, num_samples=args.num_samples, seed=args.seed)
+    results, tree = check_posterior(
+        trained.model, trained.guide, batch, num_samples=args.num_samples, seed=args.seed, refine_steps=args.refine
+    )
     figures = {
         "posterior_frames": plots.plot_posterior_frames(tree, 0),
         "objects": plots.plot_objects(tree, 0),

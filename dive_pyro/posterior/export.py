@@ -59,17 +59,26 @@ def sample_posterior(
     seed: int | None = None,
     include_objects: bool = False,
     variant: str | None = None,
+    refine_steps: int = 0,
 ) -> xr.DataTree:
     """``num_samples`` posterior draws for every video of ``batch`` as a DataTree (see module doc);
     drawing as in :func:`dive_pyro.inference.sample_posterior` (eval mode, private stream if
-    ``seed``, ``parallel`` tiling)."""
+    ``seed``, ``parallel`` tiling, ``refine_steps`` of test-time refinement)."""
     draws = draw_posterior(
-        model, guide, batch, num_samples, seed=seed, include_objects=include_objects, parallel=parallel
+        model,
+        guide,
+        batch,
+        num_samples,
+        seed=seed,
+        include_objects=include_objects,
+        parallel=parallel,
+        refine_steps=refine_steps,
     )
     attrs = {
         "variant": variant or type(model).__name__,
         "seed": -1 if seed is None else seed,
         "parallel": int(parallel),
+        "refine_steps": int(refine_steps),
     }
     return to_datatree(draws, batch, model.config, attrs)
 

@@ -85,9 +85,14 @@ def check_tree(tree: xr.DataTree, *, num_bins: int = 10) -> dict:
 
 
 @torch.no_grad()
-def check_posterior(model, guide, batch, *, num_samples: int = 32, seed: int = 0) -> tuple[dict, xr.DataTree]:
-    """Sample the posterior of ``batch`` and run :func:`check_tree`; returns ``(results, tree)``."""
-    tree = sample_posterior(model, guide, batch, num_samples, seed=seed, include_objects=True)
+def check_posterior(
+    model, guide, batch, *, num_samples: int = 32, seed: int = 0, refine_steps: int = 0
+) -> tuple[dict, xr.DataTree]:
+    """Sample the posterior of ``batch`` (after ``refine_steps`` of test-time refinement) and run
+    :func:`check_tree`; returns ``(results, tree)``."""
+    tree = sample_posterior(
+        model, guide, batch, num_samples, seed=seed, include_objects=True, refine_steps=refine_steps
+    )
     tree["ground_truth"]["objects"] = xr.DataArray(
         batch.objects[:, :, :, 0].cpu().numpy(), dims=("video", "object", "time", "y", "x")
     )

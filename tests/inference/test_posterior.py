@@ -23,7 +23,7 @@ def test_every_variant_gives_the_same_keys_and_shapes(variant):
         "imputed": (S, B, T, 1, 16, 16),
         "objects": (S, B, N, T, 1, 16, 16),
     }
-    if variant in ("dive", "dive-markov", "dive-calibrated"):  # the Gaussian missingness latent
+    if variant in ("dive", "dive-markov"):  # the Gaussian missingness latent
         shapes["x_m"] = (S, B, N, K)
     assert {k: tuple(v.shape) for k, v in draws.items()} == shapes
     assert guide.training and model.training  # modes restored

@@ -27,7 +27,7 @@ def test_tree_groups_dims_and_coords(variant):
     }
     assert post["is_future"].values.tolist() == [False] * 5 + [True] * 3
     assert {"z_m", "present"} <= set(post.data_vars)  # every variant (ddpae: z_m = 0, present = 1)
-    assert ("x_m" in post) == (variant == "dive")
+    assert ("x_m" in post) == (variant in ("dive", "dive-markov"))
     if variant == "ddpae":
         assert (post["present"].values == 1).all() and (post["z_m"].values == 0).all()
     assert tree["posterior_predictive"]["objects"].dims == ("sample", "video", "object", "time", "y", "x")

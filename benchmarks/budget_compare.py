@@ -21,9 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-from dive_pyro.inference import load_config, train
-from dive_pyro.inference.trained import evaluate_checkpoint, fixed_test_set_for
+from dive_pyro.inference import Comparison, compare, fixed_test_set_for, load_config, train
 
 RESULTS = Path(__file__).resolve().parent / "results" / "budget_compare.md"
 VARIANTS = ("dive", "ddpae")
@@ -38,13 +36,14 @@ def run(
     preset: str = "tiny-cpu",
     scenario: str = "out_of_scene",
     protocol: str = "dive",
-) -> tuple[dict, dict, dict]:
+) -> tuple[Comparison, dict, dict]:
     """Train each variant of ``VARIANTS`` for ``seconds`` from ``preset``; score on ``scenario``'s test set.
 
-    Returns ``(results, runs, checkpoints)``: metrics per model and baseline, steps/sequences/seconds
-    per model, and each model's checkpoint path.
+    Returns ``(comparison, runs, checkpoints)``: the :func:`~dive_pyro.inference.compare` of the
+    models and the copy-last/zeros baselines, steps/sequences/seconds per model, and each model's
+    checkpoint path.
     """
-    results, runs, checkpoints = {}, {}, {}
+    runs, checkpoints, names = {}, {}, {}
     batch = None
     for variant in VARIANTS:
         config = load_config(
@@ -70,13 +69,11 @@ def run(
         }
         if batch is None:
             batch = fixed_test_set_for(config, scenario, num_sequences=num_sequences)
-        name = f"{variant} ({result.step} steps)"
-        results.update(evaluate_checkpoint(result.checkpoint, batch, name=name, protocol=protocol))
+        names[f"{variant} ({result.step} steps)"] = result.checkpoint
         checkpoints[variant] = result.checkpoint
         print(f"[budget] {variant}: {runs[variant]}", flush=True)
-    for name in ("copy-last", "zeros"):
-        results[name] = evaluate_baseline(name, batch, protocol=protocol)
-    return results, runs, checkpoints
+    comparison = compare(names, batch, baselines=("copy-last", "zeros"), protocol=protocol, include_reference=False)
+    return comparison, runs, checkpoints
 
 
 def summary_rows(results: dict, runs: dict) -> list[str]:
@@ -106,8 +103,8 @@ def main() -> None:
     seconds, n = (20.0, 64) if args.quick else (args.seconds, args.num_sequences)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        results, runs, _ = run(seconds, n, Path(tmp), args.overrides)
-    table = markdown_table(results, scenario="out_of_scene", include_reference=False)
+        comparison, runs, _ = run(seconds, n, Path(tmp), args.overrides)
+    results, table = comparison.results, comparison.markdown
     rows = summary_rows(results, runs)
     text = "\n".join(
         [

@@ -28,7 +28,6 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budget_compare import run, summary_rows  # noqa: E402
 
-from dive_pyro.evaluation.tables import markdown_table  # noqa: E402
 from dive_pyro.inference import load_config  # noqa: E402
 from dive_pyro.inference.trained import fixed_test_set_for, load_trained, predict_frames  # noqa: E402
 from dive_pyro.viz.frames import plot_frame_grid  # noqa: E402
@@ -63,13 +62,14 @@ def main() -> None:
     torch.set_num_threads(1)
     seconds = 15.0 if args.quick else args.seconds
     with tempfile.TemporaryDirectory() as tmp:
-        results, runs, checkpoints = run(
+        comparison, runs, checkpoints = run(
             seconds, 1024, Path(tmp), args.overrides, preset="pedestrians", scenario="pedestrians", protocol="full"
         )
         fig = clips_figure(checkpoints)
         if not args.quick:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(RESULTS.with_suffix(".png"), dpi=80, bbox_inches="tight")
+    results = comparison.results
     n = next(iter(results.values()))["num_sequences"]
     command_tail = "".join(f" {o}" for o in args.overrides)
     text = "\n".join(
@@ -87,7 +87,7 @@ def main() -> None:
             "",
             "Full table:",
             "",
-            markdown_table(results, include_reference=False),
+            comparison.markdown,
             "",
             "Clips: `pedestrians.png`.",
             "",

@@ -12,6 +12,7 @@ from dive_pyro.inference.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from dive_pyro.inference.compare import Comparison, compare
 from dive_pyro.inference.config import (
     TrainConfig,
     apply_overrides,
@@ -36,9 +37,23 @@ from dive_pyro.inference.train import (
     resolve_device,
     train,
 )
+from dive_pyro.inference.trained import (
+    TrainedModel,
+    evaluate_trained,
+    fixed_test_set_for,
+    load_trained,
+    shipped_checkpoint,
+)
 
 __all__ = [
+    "Comparison",
     "PosteriorMean",
+    "TrainedModel",
+    "compare",
+    "evaluate_trained",
+    "fixed_test_set_for",
+    "load_trained",
+    "shipped_checkpoint",
     "Variant",
     "build",
     "missing_probability",

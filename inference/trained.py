@@ -25,12 +25,21 @@ from dive_pyro.inference.train import local_params
 
 __all__ = [
     "TrainedModel",
+    "shipped_checkpoint",
     "load_trained",
     "fixed_test_set_for",
     "predict_frames",
     "nelbo",
     "evaluate_checkpoint",
 ]
+
+
+def shipped_checkpoint(name: str = "tiny-cpu") -> Path:
+    """Path of the checkpoint of a model shipped inside the package (``dive_pyro/pretrained/<name>/``);
+    it may be absent (e.g. a source checkout without the weights)."""
+    from importlib.resources import files
+
+    return Path(str(files("dive_pyro"))) / "pretrained" / name / "checkpoint.pt"
 
 
 @dataclass

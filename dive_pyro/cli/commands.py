@@ -11,9 +11,8 @@ import os
 import time
 from pathlib import Path
 
-SCENARIOS = ("complete", "occlusion", "out_of_scene", "elastic")
-DEMO_SCENARIOS = ("occlusion", "out_of_scene", "elastic")
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "tiny-cpu"
+from dive_pyro.data import MISSING_DATA_SCENARIOS, SCENARIOS
+from dive_pyro.evaluation import BASELINES
 
 
 def _save(fig, path: Path) -> None:
@@ -25,20 +24,18 @@ def _save(fig, path: Path) -> None:
 
 def _baseline_report(out: Path, num_sequences: int) -> str:
     """Scenario grids and the baseline table of every scenario (no model needed)."""
-    from dive_pyro.data import fixed_test_set
-    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
+    from dive_pyro.inference import compare
     from dive_pyro.viz.frames import plot_scene
 
     tables, payload = [], {}
-    for scenario in DEMO_SCENARIOS:
-        batch = fixed_test_set(scenario, num_sequences=num_sequences)
+    for scenario in MISSING_DATA_SCENARIOS:
+        comparison = compare(None, scenario, num_sequences=num_sequences)
         _save(
-            plot_scene(batch, 0, title=f"{scenario}: fixed test sequence 0 (red: object missing)"),
+            plot_scene(comparison.batch, 0, title=f"{scenario}: fixed test sequence 0 (red: object missing)"),
             out / f"scenario_{scenario}.png",
         )
-        results = {name: evaluate_baseline(name, batch) for name in ("zeros", "copy-last", "mean")}
-        payload[scenario] = results
-        tables.append(f"### {scenario}\n\n" + markdown_table(results, scenario=scenario))
+        payload[scenario] = comparison.results
+        tables.append(f"### {scenario}\n\n" + comparison.markdown)
     (out / "baselines.json").write_text(json.dumps(payload, indent=2))
     report = "# Baselines on the fixed test sets\n\n" + "\n\n".join(tables) + "\n"
     (out / "baselines.md").write_text(report)
@@ -76,14 +73,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     a report: frame grids, ELBO curve, metrics table (plus the baselines of every scenario)."""
     import shutil
 
-    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-    from dive_pyro.inference import load_config, plot_elbo, train
-    from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
+    from dive_pyro.inference import compare, load_config, plot_elbo, shipped_checkpoint, train
+    from dive_pyro.inference.trained import fixed_test_set_for, load_trained
 
     out: Path = args.out
     start = time.perf_counter()
     run = out / "run"
-    shipped = Path(args.checkpoint) if args.checkpoint else PRETRAINED / "checkpoint.pt"
+    shipped = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint()
     if run.exists():
         shutil.rmtree(run)
     run.mkdir(parents=True)
@@ -112,12 +108,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"[demo] evaluating on {batch.batch_size} fixed out_of_scene test sequences "
         f"({batch.frame_size[0]}x{batch.frame_size[1]})"
     )
-    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
-    for name in ("zeros", "copy-last", "mean"):
-        results[name] = evaluate_baseline(name, batch)
+    comparison = compare({f"DIVE tiny-cpu (step {trained.step})": trained}, batch)
+    results, table = comparison.results, comparison.markdown
     _model_grids(trained, batch, out, count=args.grids)
-    # the published rows are for 64x64 frames: not comparable at the tiny model's resolution
-    table = markdown_table(results, scenario="out_of_scene", include_reference=batch.frame_size == (64, 64))
     model_name = next(iter(results))
     m, z, c = results[model_name], results["zeros"], results["copy-last"]
     checks = [
@@ -278,34 +271,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
+    from dive_pyro.inference import compare
 
     if args.checkpoint is None and not args.baseline:
-        raise SystemExit("evaluate: give --baseline NAME (zeros, copy-last, mean) and/or --checkpoint PATH")
-    results: dict[str, dict] = {}
-    if args.checkpoint is not None:
-        from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
-
-        trained = load_trained(args.checkpoint)  # the test set is drawn at the model's resolution
-        batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
-        results.update(
-            evaluate_trained(
-                trained,
-                batch,
-                protocol=args.protocol,
-                num_samples=args.num_samples,
-                use_mean=not args.sample,
-            )
-        )
-        names = args.baseline or ["zeros", "copy-last"]
-    else:
-        from dive_pyro.data import fixed_test_set
-
-        batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
-        names = args.baseline
-    for name in names:
-        results[name] = evaluate_baseline(name, batch, protocol=args.protocol)
-    print(markdown_table(results, scenario=args.scenario))
+        raise SystemExit(f"evaluate: give --baseline NAME ({', '.join(BASELINES)}) and/or --checkpoint PATH")
+    baselines = args.baseline or (["zeros", "copy-last"] if args.checkpoint is not None else [])
+    # with a checkpoint the test set is drawn at the model's resolution
+    comparison = compare(
+        args.checkpoint,
+        args.scenario,
+        baselines=baselines,
+        num_sequences=args.num_sequences,
+        protocol=args.protocol,
+        num_samples=args.num_samples,
+        use_mean=not args.sample,
+    )
+    results = comparison.results
+    print(comparison.markdown)
     if args.json:
         payload = results if len(results) > 1 else next(iter(results.values()))
         args.json.write_text(json.dumps(payload, indent=2))

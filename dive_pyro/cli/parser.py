@@ -12,7 +12,6 @@ from pathlib import Path
 
 from dive_pyro.cli.args import writable_dir, writable_file
 from dive_pyro.cli.commands import (
-    SCENARIOS,
     cmd_check,
     cmd_demo,
     cmd_evaluate,
@@ -20,6 +19,8 @@ from dive_pyro.cli.commands import (
     cmd_sample,
     cmd_train,
 )
+from dive_pyro.data import SCENARIOS
+from dive_pyro.evaluation import BASELINES
 
 
 # --------------------------------------------------------------------------- parser
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--baseline",
         action="append",
-        choices=("zeros", "copy-last", "mean"),
+        choices=tuple(BASELINES),
         help="baseline to score (repeatable)",
     )
     e.add_argument("--checkpoint", type=Path, default=None)

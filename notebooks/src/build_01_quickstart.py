@@ -40,19 +40,15 @@ plt.figure(figsize=(5, 3))
 plt.plot([r["step"] for r in log], [r["loss_per_pixel"] for r in log])
 plt.xlabel("step"); plt.ylabel("-ELBO per pixel");"""),
 md("## 3 · Evaluate next to the baselines\n\nThe shipped model (trained longer) is used when the package has one; otherwise the model just trained."),
-code("""from dive_pyro.cli.commands import PRETRAINED
-from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
+code("""from dive_pyro.inference import compare, load_trained, shipped_checkpoint
 
-checkpoint = PRETRAINED / "checkpoint.pt"
+checkpoint = shipped_checkpoint()
 if SMOKE or not checkpoint.is_file():
     checkpoint = result.checkpoint
 trained = load_trained(checkpoint)
-test = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=16 if SMOKE else 256)
-results = evaluate_trained(trained, test, name=f"DIVE (step {trained.step})")
-for name in ("zeros", "copy-last"):
-    results[name] = evaluate_baseline(name, test)
-display(Markdown(markdown_table(results, scenario="out_of_scene", include_reference=False)))"""),
+comparison = compare({f"DIVE (step {trained.step})": trained}, "out_of_scene", num_sequences=16 if SMOKE else 256)
+test = comparison.batch
+display(Markdown(comparison.markdown))"""),
 md("""## 4 · Posterior samples as an `xarray.DataTree`
 
 Groups `posterior` (missingness `z_m`/`present`, pose `z_p`, `position` in pixels, appearance `z_a`),

@@ -168,7 +168,7 @@ class DiveGuide(PyroModule):
         loc, scale = self.missing_head(out)
         return loc.reshape(B, K, N).transpose(1, 2), scale.reshape(B, K, N).transpose(1, 2)
 
-    def sample_missingness(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_presence(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inside ``videos``: ``x_m ~ N(µ_m, σ_m)``; returns ``(z_m, present)`` ``(B, N, K)``.
         ``present`` gates the imputation and the appearance features (hard in "official" mode,
         where the official guide thresholds its draw)."""
@@ -320,7 +320,7 @@ class DiveGuide(PyroModule):
         y = batch.observed[:, : plates.K]  # the guide never reads the future frames
         h_y, encoder_state = self.encode(y)
         with plates.videos:
-            z_m, present = self.sample_missingness(plates, h_y)
+            z_m, present = self.sample_missingness_and_presence(plates, h_y)
             with plates.objects:
                 z_p = self.sample_pose(plates, h_y, present, encoder_state)
                 self.sample_appearance(plates, y, z_p, present)

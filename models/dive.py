@@ -134,7 +134,7 @@ class DiveModel(PyroModule):
         )
 
     # ------------------------------------------------------------------ latent blocks
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         """Inside ``videos``: missingness on the K input frames; returns ``(z_m, weight)``
         ``(B, N, K)``, where ``weight`` multiplies each object's rendering."""
         with plates.objects, plates.input_time:
@@ -172,7 +172,7 @@ class DiveModel(PyroModule):
         plates = Plates.make(*check_batch(batch, self.config), device=batch.device)
         K = plates.K
         with plates.videos:
-            z_m, weight = self.sample_missingness(plates)
+            z_m, weight = self.sample_missingness_and_weight(plates)
             enumerated = z_m.dim() > 3  # model-side enumeration (dive-enum) adds leading dims
             if not enumerated:
                 with plates.objects, plates.input_time:

@@ -25,7 +25,7 @@ class DdpaeModel(DiveModel):
     """DDPAE ablation: every object is present in every frame (no missingness site) and has one
     appearance ``z_a`` ``(B, N, 1, h)``, repeated over time (DDPAE's ``content``)."""
 
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         z_m = self.pose_loc.new_zeros(plates.B, plates.N, plates.K)
         return z_m, 1 - z_m
 
@@ -54,7 +54,7 @@ class BernoulliDiveModel(DiveModel):
     def missingness_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
         return dist.Bernoulli(probs=self.pose_loc.new_full((), 0.5)).expand(shape)
 
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         z = pyro.sample("z_m", self.missingness_prior((plates.B, 1, 1, plates.N, plates.K)).to_event(2))
         z_m = from_video_event(z)
         return z_m, 1 - z_m
@@ -73,7 +73,7 @@ class EnumDiveModel(BernoulliDiveModel):
 
     enumerates_missingness = True
 
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         B, K = plates.B, plates.K
         zs = []
         for i in pyro.plate("objects_sequential", plates.N):

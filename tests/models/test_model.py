@@ -283,8 +283,10 @@ def test_param_names_do_not_clash_between_model_and_guide():
     batch = simulate(model, 2)
     elbo.loss(model, guide, batch)
     names = list(pyro.get_param_store().keys())
-    assert names and all(n.startswith(("model.", "guide.")) for n in names)
-    assert any(n.startswith("model.decoder") for n in names) and any(n.startswith("guide.frame_encoder") for n in names)
+    m, g = model._pyro_name, guide._pyro_name  # "model"/"guide" (+ "_n" for later instances)
+    assert m.startswith("model") and g.startswith("guide")
+    assert names and all(n.startswith((f"{m}.", f"{g}.")) for n in names)
+    assert any(n.startswith(f"{m}.decoder") for n in names) and any(n.startswith(f"{g}.frame_encoder") for n in names)
 
 
 def test_reconstruct_complete_renders_every_object():

@@ -25,7 +25,7 @@ from dive_pyro.inference.config import (
 from dive_pyro.inference.distributed import DistContext, all_reduce_grads, setup_distributed
 from dive_pyro.inference.posterior import PosteriorMean, missing_probability, reconstruct, sample_posterior
 from dive_pyro.inference.progress import plot_elbo, read_log
-from dive_pyro.inference.registry import Variant, build, register_variant, variant_names
+from dive_pyro.inference.registry import Variant, build, register_variant, resolve_config, variant_names
 from dive_pyro.inference.train import (
     TrainingDivergedError,
     TrainResult,
@@ -59,6 +59,7 @@ __all__ = [
     "missing_probability",
     "reconstruct",
     "register_variant",
+    "resolve_config",
     "sample_posterior",
     "variant_names",
     "CHECKPOINT_NAME",

@@ -114,12 +114,12 @@ def local_params() -> contextlib.AbstractContextManager:
 
 
 def build_from_config(config: TrainConfig):
-    """``dive_pyro.build(config.variant, **config.model)`` with module-local params, seeded by ``seed``."""
+    """``dive_pyro.build(config.variant, config.model)`` with module-local params, seeded by ``seed``."""
     from dive_pyro.inference.registry import build
 
     pyro.set_rng_seed(config.seed)
     with local_params():
-        return build(config.variant, **config.model)
+        return build(config.variant, config.model)
 
 
 def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:

@@ -58,7 +58,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     state = load_checkpoint(path, map_location=device)
     config = config_from_dict(state["config"])
     with local_params():
-        model, guide, elbo = build(config.variant, **config.model)
+        model, guide, elbo = build(config.variant, config.model)
     model.load_state_dict(state["model"])
     guide.load_state_dict(state["guide"])
     model.to(device).eval()

@@ -310,8 +310,8 @@ def test_resume_refuses_another_variant_model_config_or_a_corrupt_file(tmp_path)
     _fit(tmp_path, steps=2)
     with pytest.raises(ValueError, match="for variant 'stub', but this run builds 'other'"):
         _fit(tmp_path, steps=4, resume=True, variant="other")
-    with pytest.raises(ValueError, match=r"different model config .*width: '<unset>' vs 3"):
-        _fit(tmp_path, steps=4, resume=True, model={"width": 3})
+    with pytest.raises(ValueError, match=r"different model config .*hidden: 64 vs 3"):
+        _fit(tmp_path, steps=4, resume=True, model={"hidden": 3})
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupt"):

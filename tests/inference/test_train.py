@@ -32,6 +32,7 @@ from dive_pyro.inference import (
     schedule_value,
     train,
 )
+from tests.fixtures import VIDEO_OVERRIDES
 
 HERE = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("_train_script", HERE / "_train_script.py")
@@ -348,16 +349,7 @@ REAL_TINY = [
     "tensorboard=false",
     "scenario=out_of_scene",
     "data.num_missing=1",
-    *(
-        f"model.{k}={v}"
-        for k, v in dict(
-            frame_size=32, object_size=8, num_frames=6, num_observed=4, ngf=2, image_latent=8, object_latent=8
-        ).items()
-    ),
-    *(
-        f"model.{k}={v}"
-        for k, v in dict(hidden=8, appearance_dim=4, static_dim=8, dynamic_dim=3, appearance_layers=1).items()
-    ),
+    *VIDEO_OVERRIDES,
 ]
 
 

@@ -16,8 +16,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import matplotlib
@@ -25,14 +25,78 @@ import matplotlib
 matplotlib.use("Agg")
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budget_compare import run, summary_rows  # noqa: E402
-
-from dive_pyro.inference import load_config  # noqa: E402
-from dive_pyro.inference.trained import fixed_test_set_for, load_trained, predict_frames  # noqa: E402
+from dive_pyro.inference import Comparison, compare, fixed_test_set_for, load_config, load_trained, train  # noqa: E402
+from dive_pyro.inference.trained import predict_frames  # noqa: E402
 from dive_pyro.viz.frames import plot_frame_grid  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pedestrians.md"
+
+
+# FOLLOW-UP: a budget in training sequences, as benchmarks/table1.py (a time budget changes the
+# step count, and with it the learning-rate schedule, from machine to machine)
+def run(
+    seconds: float,
+    num_sequences: int,
+    workdir: Path,
+    extra: list[str],
+    *,
+    preset: str = "tiny-cpu",
+    scenario: str = "out_of_scene",
+    protocol: str = "dive",
+) -> tuple[Comparison, dict, dict]:
+    """Train ``dive`` and ``ddpae`` for ``seconds`` each from ``preset``; score on ``scenario``'s test set.
+
+    Returns ``(comparison, runs, checkpoints)``: the :func:`~dive_pyro.inference.compare` of both
+    models and the copy-last/zeros baselines, steps/sequences/seconds per model, and each model's
+    checkpoint path.
+    """
+    runs, checkpoints, names = {}, {}, {}
+    batch = None
+    for variant in ("dive", "ddpae"):
+        config = load_config(
+            preset,
+            [
+                f"variant={variant}",
+                "steps=100000000",
+                f"max_seconds={seconds}",
+                "progress=false",
+                "tensorboard=false",
+                "checkpoint_every_s=none",
+                "checkpoint_every=none",
+                f"out_dir={workdir / variant}",
+                *extra,
+            ],
+        )
+        start = time.perf_counter()
+        result = train(config)
+        runs[variant] = {
+            "steps": result.step,
+            "seconds": round(time.perf_counter() - start, 1),
+            "sequences": result.step * config.batch_size,
+        }
+        if batch is None:
+            batch = fixed_test_set_for(config, scenario, num_sequences=num_sequences)
+        names[f"{variant} ({result.step} steps)"] = result.checkpoint
+        checkpoints[variant] = result.checkpoint
+        print(f"[pedestrians] {variant}: {runs[variant]}", flush=True)
+    comparison = compare(names, batch, baselines=("copy-last", "zeros"), protocol=protocol, include_reference=False)
+    return comparison, runs, checkpoints
+
+
+def summary_rows(results: dict, runs: dict) -> list[str]:
+    rows = [
+        "| model | steps | sequences | wall s (incl. data) | Rec MSE | Rec MSE (missing steps) | Pred MSE | Pred PSNR "
+        "| Pred SSIM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        r = runs.get(name.split(" ")[0], {})
+        rows.append(
+            f"| {name} | {r.get('steps', '—')} | {r.get('sequences', '—')} | {r.get('seconds', '—')} | "
+            f"{res['rec']['mse']:.2f} | {res['rec_missing']['mse']:.2f} | {res['pred']['mse']:.2f} | "
+            f"{res['pred']['psnr']:.2f} | {res['pred']['ssim']:.3f} |"
+        )
+    return rows
 
 
 def clips_figure(checkpoints: dict, clips: int = 2):

@@ -264,7 +264,9 @@ class DiveGuide(PyroModule):
         states ``(layers, B·N, hidden)``, static appearance ``a_s = FC(last output)`` (Eq. 6)."""
         B, K = y.shape[:2]
         N, D = z_p.shape[1], self.config.hidden
-        crops = crop_objects(y.unsqueeze(1).expand(B, N, *y.shape[1:]), z_p[:, :, :K], self.config.object_size)
+        method = "affine_grid" if self.config.kernels == "reference" else "grid"
+        frames = y.unsqueeze(1).expand(B, N, *y.shape[1:])
+        crops = crop_objects(frames, z_p[:, :, :K], self.config.object_size, method=method)
         f = self.object_encoder(crops.reshape(B * N * K, *crops.shape[-3:])).reshape(B, N, K, -1)
         f = f * present[..., None]  # missing objects' features are zeroed (official)
         prev = f.new_zeros(B, K, D)

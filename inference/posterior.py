@@ -1,5 +1,6 @@
 """What a trainer or evaluator needs from a fitted (model, guide) pair.
 
+* :func:`posterior_trace`: the model's trace with latents replayed from the posterior;
 * :func:`reconstruct`: frames ``(B, T, 1, H, W)`` -- reconstructions of the K input frames and
   predictions of the rest -- from the guide's posterior mean (the official evaluation,
   ``sample=False``) or from one posterior draw, via ``poutine.replay``;
@@ -29,7 +30,7 @@ from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.models.dive import DiveModel
 
-__all__ = ["DRAW_KEYS", "PosteriorMean", "missing_probability", "reconstruct", "sample_posterior"]
+__all__ = ["DRAW_KEYS", "PosteriorMean", "missing_probability", "posterior_trace", "reconstruct", "sample_posterior"]
 
 #: Keys of :func:`sample_posterior` for every variant (``x_m`` and ``objects`` where available/asked).
 DRAW_KEYS = ("z_m", "present", "z_p", "z_a", "frames", "imputed")
@@ -55,10 +56,13 @@ def _replayed(model: DiveModel, guide_trace, use_mean: bool):
     return model_fn
 
 
-def _posterior_trace(model: DiveModel, guide: torch.nn.Module, batch: SceneBatch, use_mean: bool):
-    """One guide run (means or a draw) replayed through the model: the model's trace."""
-    guide_trace = poutine.trace(PosteriorMean()(guide) if use_mean else guide).get_trace(batch)
-    return poutine.trace(_replayed(model, guide_trace, use_mean)).get_trace(batch)
+def posterior_trace(model: DiveModel, guide: torch.nn.Module, batch: SceneBatch, use_mean: bool = True):
+    """The model's trace on ``batch`` with its latents replayed from the guide's posterior means
+    (``use_mean``) or from one guide draw (``dive-enum``: missingness at its exact posterior mode or
+    a draw, given the rest)."""
+    with torch.no_grad():
+        guide_trace = poutine.trace(PosteriorMean()(guide) if use_mean else guide).get_trace(batch)
+        return poutine.trace(_replayed(model, guide_trace, use_mean)).get_trace(batch)
 
 
 def reconstruct(
@@ -73,7 +77,7 @@ def reconstruct(
     complete video, to compare with ``batch.complete``.
     """
     with torch.no_grad():
-        trace = _posterior_trace(model, guide, batch, use_mean)
+        trace = posterior_trace(model, guide, batch, use_mean=use_mean)
         if not complete:
             return trace.nodes["frames"]["value"]
         z_p = trace.nodes["z_p"]["value"]
@@ -175,10 +179,10 @@ def sample_posterior(
     with torch.no_grad(), _eval_mode(model, guide), _rng(seed, batch.device):
         if parallel:  # row s * B + b of the tiled batch is draw s of video b
             tiled = SceneBatch.cat([batch] * S)
-            draw = _draw(model, _posterior_trace(model, guide, tiled, False), tiled, include_objects, extra_sites)
+            draw = _draw(model, posterior_trace(model, guide, tiled, False), tiled, include_objects, extra_sites)
             return {k: v.reshape(S, B, *v.shape[1:]) if k not in extra_sites else v for k, v in draw.items()}
         draws = [
-            _draw(model, _posterior_trace(model, guide, batch, False), batch, include_objects, extra_sites)
+            _draw(model, posterior_trace(model, guide, batch, False), batch, include_objects, extra_sites)
             for _ in range(S)
         ]
     return {k: torch.stack([d[k] for d in draws]) for k in draws[0]}

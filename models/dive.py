@@ -28,6 +28,7 @@ from pyro.nn import PyroModule
 
 from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
+from dive_pyro.core.stn import place_and_sum
 from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
 
@@ -103,10 +104,15 @@ class DiveModel(PyroModule):
 
     def render_objects(self, z_a: torch.Tensor, z_p: torch.Tensor) -> torch.Tensor:
         """Each object alone, ``T(f_dec(z_a); z_p)``: ``(B, N, T, h)``, ``(B, N, T, 3)`` →
-        ``(B, N, T, 1, H, W)``; one decoder/grid_sample call for all B·N·T sprites."""
+        ``(B, N, T, 1, H, W)``; one decoder/placement call for all B·N·T sprites."""
+        sprites = self.decode(z_a)
+        method = "affine_grid" if self.config.kernels == "reference" else "separable"
+        return place_sprites(sprites, z_p, self.config.frame_size, method=method)
+
+    def decode(self, z_a: torch.Tensor) -> torch.Tensor:
+        """Sprites ``f_dec(z_a)``: ``(..., h)`` → ``(..., 1, o, o)`` (paper Eq. 10)."""
         sprites = self.decoder(z_a.reshape(-1, z_a.shape[-1]))
-        sprites = sprites.reshape(*z_a.shape[:-1], *sprites.shape[1:])
-        return place_sprites(sprites, z_p, self.config.frame_size)
+        return sprites.reshape(*z_a.shape[:-1], *sprites.shape[1:])
 
     @staticmethod
     def composite(components: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -124,14 +130,25 @@ class DiveModel(PyroModule):
             raise ValueError(f"z_a has {z_a.shape[-2]} frames, expected {num_frames}")
         return z_a
 
+    def render_frames(
+        self, z_a: torch.Tensor, z_p: torch.Tensor, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input and future frames ``(..., B, K, 1, H, W)``, ``(B, T − K, 1, H, W)`` (paper Eq. 10):
+        ``weight`` ``(..., B, N, K)`` multiplies each object on the K input frames; objects are
+        always present in the future (paper §3.3). Equal to :meth:`render_objects` followed by
+        :meth:`composite`; with ``kernels="fast"`` the object sum is fused into the placement."""
+        K = weight.shape[-1]
+        if self.config.kernels == "reference" or weight.dim() > 3:  # enumerated z_m: per-object frames
+            components = self.render_objects(z_a, z_p)
+            return self.composite(components[:, :, :K], weight), self.composite(components[:, :, K:], None)
+        sprites, H = self.decode(z_a), self.config.frame_size
+        frames_in = place_and_sum(sprites[:, :, :K], z_p[:, :, :K], weight, H).clamp(max=1.0)
+        return frames_in, place_and_sum(sprites[:, :, K:], z_p[:, :, K:], None, H).clamp(max=1.0)
+
     def render(self, z_a: torch.Tensor, z_p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Frames ``(B, T, 1, H, W)`` from latents: ``present`` ``(B, N, K)`` weights the K input
         frames; objects are always present in the future (paper §3.3)."""
-        K = present.shape[-1]
-        components = self.render_objects(z_a, z_p)
-        return torch.cat(
-            [self.composite(components[:, :, :K], present), self.composite(components[:, :, K:], None)], -4
-        )
+        return torch.cat(self.render_frames(z_a, z_p, present), -4)
 
     # ------------------------------------------------------------------ latent blocks
     def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +187,6 @@ class DiveModel(PyroModule):
     # ------------------------------------------------------------------ the program
     def forward(self, batch: SceneBatch) -> torch.Tensor:
         plates = Plates.make(*check_batch(batch, self.config), device=batch.device)
-        K = plates.K
         with plates.videos:
             z_m, weight = self.sample_missingness_and_weight(plates)
             enumerated = z_m.dim() > 3  # model-side enumeration (dive-enum) adds leading dims
@@ -180,9 +196,7 @@ class DiveModel(PyroModule):
             with plates.objects:
                 z_p = self.sample_pose(plates)
                 z_a = self.sample_appearance(plates)
-            components = self.render_objects(z_a, z_p)
-            frames_in = self.composite(components[:, :, :K], weight)
-            frames_future = self.composite(components[:, :, K:], None)
+            frames_in, frames_future = self.render_frames(z_a, z_p, weight)
             self.observe(plates, frames_in, frames_future, batch)
         if enumerated:
             return frames_in

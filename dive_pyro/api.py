@@ -76,6 +76,18 @@ class Dive:
         return dive
 
     @classmethod
+    def from_config(cls, config: TrainConfig) -> Dive:
+        """A new (untrained) model of a training config, e.g. ``load_config("tiny-cpu")``; its
+        settings are the defaults of :meth:`fit`."""
+        with local_params():
+            model, guide, elbo = build(config.variant, config.model)
+        dive = cls.__new__(cls)
+        dive._set(config.variant, model, guide, elbo, step=0)
+        dive._new = False
+        dive.train_config = dataclasses.replace(config, **_SESSION_DEFAULTS)
+        return dive
+
+    @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Dive:
         """A checkpoint written by :meth:`save` or by training (verified, ``weights_only=True``)."""
         return cls.from_trained(load_trained(path, device))

@@ -113,7 +113,7 @@ def predict_frames(model, guide, batch: SceneBatch, *, use_mean: bool = True, co
 @torch.no_grad()
 def nelbo(model, guide, elbo, batch: SceneBatch) -> float:
     """Negative ELBO per pixel (sum over sequences, frames and pixels divided by their number),
-    the normalisation of the paper's NELBO column (dive_reference §3)."""
+    the normalisation of the paper's NELBO column (docs/official_code.md §3)."""
     B, T, C, H, W = batch.observed.shape
     return float(elbo.loss(model, guide, batch)) / (B * T * C * H * W)
 

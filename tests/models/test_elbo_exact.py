@@ -166,7 +166,7 @@ def _hand_enumerated_elbo(model, guide_trace, batch, site_values):
 
 
 class _VectorisedEnum(EnumDiveModel):
-    """The pitfall of pyro_anchors §2a-C: enumerating z_m inside the vectorised objects plate."""
+    """The pitfall: enumerating z_m inside the vectorised objects plate (the objects are coupled by the frame)."""
 
     def sample_missingness_and_weight(self, plates):
         with plates.objects, plates.input_time:

@@ -94,6 +94,9 @@ class TrainConfig:
     keep_checkpoints: int = 0  # rotating numbered copies besides checkpoint.pt
     log_every: int = 1
     max_bad_steps: int = 5
+    # Pyro/torch distribution argument checks during training steps (off: 1.02-1.04x faster; a NaN
+    # parameter still gives a non-finite loss, which skips the step). Evaluation and tests keep them on.
+    validate: bool = False
     resume: bool = False
     overwrite: bool = False
     # warm start: a new run (step 0, fresh optimiser and schedules) from the model and guide weights

@@ -463,7 +463,7 @@ class _Run:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Encountered NaN")  # detected and reported below
                 self.anneal.beta = beta
-                with self.anneal if beta != 1.0 else contextlib.nullcontext():
+                with self.anneal if beta != 1.0 else contextlib.nullcontext(), pyro.validation_enabled(cfg.validate):
                     loss = float(self.elbo.loss_and_grads(self.model, self.guide, batch))
         except ValueError as exc:
             if not _is_nonfinite_error(exc):

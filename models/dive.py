@@ -30,7 +30,7 @@ from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.likelihoods import ScalarScaleNormal
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
 from dive_pyro.core.stn import place_and_sum
-from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
+from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
 
 __all__ = ["DiveModel"]
@@ -42,8 +42,14 @@ class DiveModel(PyroModule):
     """DIVE's generative model ``p(y^{1:K}, x^{K+1:T}, z)``; ``forward(batch)`` returns the
     rendered frames ``(B, T, 1, H, W)`` (reconstructions for t < K, predictions after)."""
 
-    def __init__(self, config: DiveConfig | None = None) -> None:
-        super().__init__(name="model")  # distinct param-store prefix from the guide's
+    #: True where the model sums discrete missingness out (``TraceEnum_ELBO``): posterior draws of
+    #: it then come from ``pyro.infer.infer_discrete``, not from the guide.
+    enumerates_missingness = False
+
+    def __init__(self, config: DiveConfig | None = None, name: str | None = None) -> None:
+        # param-store prefix: "model" for the first instance of the process, then "model_2", ...
+        # (see dive_pyro.core.structure.instance_name), distinct from the guide's
+        super().__init__(name=name or instance_name("model"))
         self.config = config = config if config is not None else DiveConfig()
         self.decoder = ConvDecoder(config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm)
         dcgan_init(self.decoder, config.init_std)
@@ -120,6 +126,13 @@ class DiveModel(PyroModule):
             components = weight[..., None, None, None] * components
         return components.sum(-5).clamp(max=1.0)
 
+    def appearance_per_frame(self, z_a: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The ``z_a`` site's value as one appearance per object and frame ``(..., N, T, h)``
+        (already so here; variants with a static appearance repeat it over time)."""
+        if z_a.shape[-2] != num_frames:
+            raise ValueError(f"z_a has {z_a.shape[-2]} frames, expected {num_frames}")
+        return z_a
+
     def render_frames(
         self, z_a: torch.Tensor, z_p: torch.Tensor, weight: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,5 +204,5 @@ class DiveModel(PyroModule):
         if enumerated:
             return frames_in
         # outside the plates, so a trace holds plain (B, T, 1, H, W) frames (Predictive left-pads
-        # such sites to max_plate_nesting; dive_pyro.models.sample_posterior does not)
+        # such sites to max_plate_nesting; dive_pyro.inference.sample_posterior does not)
         return pyro.deterministic("frames", torch.cat([frames_in, frames_future], -4))

@@ -72,3 +72,14 @@ def test_shipped_checkpoint_gives_the_same_metrics_with_reference_kernels():
                 assert got == pytest.approx(number, rel=1e-4, abs=1e-5), (key, sub)
                 compared += 1
     assert compared >= 30 and results[0]["rec"]["mse"] > 0
+
+
+def test_validation_split_is_another_fixed_set(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path))
+    config = load_trained(tiny_checkpoint).config
+    test = fixed_test_set_for(config, num_sequences=3)
+    val = fixed_test_set_for(config, num_sequences=3, split="validation")
+    assert val.observed.shape == test.observed.shape and not torch.equal(val.observed, test.observed)
+    assert torch.equal(val.observed, fixed_test_set_for(config, num_sequences=3, split="validation").observed)
+    with pytest.raises(ValueError, match="split must be"):
+        fixed_test_set_for(config, split="train")

@@ -52,6 +52,7 @@ from dive_pyro.inference.distributed import (
 )
 from dive_pyro.inference.files import DiskFullError, RunLock, remove_stale_temp_files
 from dive_pyro.inference.progress import LOG_NAME, PLOT_NAME, RunLog, plot_elbo, truncate_log
+from dive_pyro.inference.threads import threads_for_run
 
 __all__ = [
     "TrainResult",
@@ -241,21 +242,21 @@ def fit(
     SIGINT/SIGTERM stop cleanly after writing a checkpoint (``result.interrupted``).
     ``on_step(step, model, guide)``, if given, runs after each completed step (e.g. a validation
     curve); it must leave the modules in training mode. The next step reseeds every RNG, so what it
-    draws does not change the run.
+    draws does not change the run. Threads: one per process on CPU unless ``num_threads`` says
+    otherwise (see :mod:`dive_pyro.inference.threads`).
     """
     _check_local_params(model, guide)
     batch_fn = batch_fn or default_batch_fn(config)
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
-    ctx: DistContext = setup_distributed(resolve_device(config.device))
-    device = resolve_device(config.device, ctx.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    try:
-        with local_params(), _StopFlag() as stop:
-            return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop, on_step).run()
-    finally:
-        teardown_distributed(ctx)
+    with threads_for_run(config.num_threads, resolve_device(config.device)):
+        ctx: DistContext = setup_distributed(resolve_device(config.device))
+        device = resolve_device(config.device, ctx.local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        try:
+            with local_params(), _StopFlag() as stop:
+                return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop, on_step).run()
+        finally:
+            teardown_distributed(ctx)
 
 
 class _Run:
@@ -534,7 +535,7 @@ class _Run:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Encountered NaN")  # detected and reported below
                 self.anneal.beta = beta
-                with self.anneal if beta != 1.0 else contextlib.nullcontext():
+                with self.anneal if beta != 1.0 else contextlib.nullcontext(), pyro.validation_enabled(cfg.validate):
                     loss = float(self.elbo.loss_and_grads(self.model, self.guide, batch))
         except ValueError as exc:
             if not _is_nonfinite_error(exc):

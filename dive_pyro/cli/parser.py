@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    args.program_argv = sys.argv[1:] if argv is None else None  # a command may re-start the program
     from dive_pyro.inference.files import DiskFullError, RunFolderBusyError
 
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -376,6 +377,7 @@ class _Run:
                     *self.out_dir.glob("checkpoint*.pt"),
                 ]:
                     old.unlink(missing_ok=True)
+                shutil.rmtree(self.out_dir / "tensorboard", ignore_errors=True)  # its points belong to the old run
         barrier(self.ctx)
         if not cfg.resume:
             return None

@@ -303,6 +303,10 @@ def test_tensorboard_has_one_point_per_step_after_a_resume(tmp_path):
     acc.Reload()
     steps = [e.step for e in acc.Scalars("train/loss")]
     assert steps == list(range(12))
+    _fit(out, steps=3, overwrite=True, tensorboard=True)  # starting over drops the old run's points
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [0, 1, 2]
 
 
 def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys):

@@ -272,9 +272,10 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
 
 def _with_defaults(model_config: dict[str, Any]) -> dict[str, Any]:
     """``model_config`` with every unset :class:`DiveConfig` field at its default (so leaving a key
-    out and setting it to its default compare equal); tuples as lists, as TOML reads them."""
-    from dive_pyro.core.config import DiveConfig
+    out and setting it to its default compare equal); tuples as lists, as TOML reads them. Fields
+    that change only how the numbers are computed (``NUMERICS_ONLY``, e.g. ``kernels``) are left out."""
+    from dive_pyro.core.config import NUMERICS_ONLY, DiveConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(DiveConfig)}
     merged = {**defaults, **dict(model_config)}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items() if k not in NUMERICS_ONLY}

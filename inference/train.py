@@ -231,6 +231,7 @@ def fit(
     config: TrainConfig,
     *,
     batch_fn: Callable[[int], SceneBatch] | None = None,
+    on_step: Callable[[int, torch.nn.Module, torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Optimise ``-ELBO`` of ``model``/``guide`` by ``config``, with checkpoints, resume and fault handling.
 
@@ -239,6 +240,9 @@ def fit(
     loss or gradient skips the step; ``max_bad_steps`` in a row roll back once to the last
     checkpoint (with fresh particle noise), a second time raise :class:`TrainingDivergedError`.
     SIGINT/SIGTERM stop cleanly after writing a checkpoint (``result.interrupted``).
+    ``on_step(step, model, guide)``, if given, runs after each completed step (e.g. a validation
+    curve); it must leave the modules in training mode. The next step reseeds every RNG, so what it
+    draws does not change the run.
     """
     _check_local_params(model, guide)
     batch_fn = batch_fn or default_batch_fn(config)
@@ -250,7 +254,7 @@ def fit(
         torch.cuda.set_device(device)
     try:
         with local_params(), _StopFlag() as stop:
-            return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop).run()
+            return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop, on_step).run()
     finally:
         teardown_distributed(ctx)
 
@@ -258,8 +262,9 @@ def fit(
 class _Run:
     """State of one call of :func:`fit` (kept in one object so rollback can reset it)."""
 
-    def __init__(self, model, guide, elbo, config, batch_fn, ctx, device, stop) -> None:
+    def __init__(self, model, guide, elbo, config, batch_fn, ctx, device, stop, on_step=None) -> None:
         self.model, self.guide, self.elbo, self.config = model.to(device), guide.to(device), elbo, config
+        self.on_step = on_step
         self.batch_fn, self.ctx, self.device, self.stop = batch_fn, ctx, device, stop
         self.out_dir = Path(config.out_dir)
         self.ckpt_path = self.out_dir / CHECKPOINT_NAME
@@ -487,6 +492,8 @@ class _Run:
                 return
             self.step += 1
             self.result.losses.append(record["loss"])
+            if self.on_step is not None and not record["skipped"]:
+                self.on_step(self.step, self.model, self.guide)
             if (self.step - 1) % cfg.log_every == 0 or record["skipped"]:
                 self._retrying(functools.partial(self.log.record, record))
             self.log.update(**{"nelbo_px": f"{record['loss_per_pixel']:.4g}", "seq/s": f"{record['seq_per_s']:.0f}"})

@@ -58,9 +58,16 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     return TrainedModel(model, guide, elbo, config, int(state["step"]))
 
 
-def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_sequences: int = 1024) -> SceneBatch:
-    """The fixed test set of ``scenario`` (default: the training scenario) at the model's resolution."""
-    from dive_pyro.data import fixed_test_set
+def fixed_test_set_for(
+    config: TrainConfig, scenario: str | None = None, num_sequences: int = 1024, *, split: str = "test"
+) -> SceneBatch:
+    """The fixed test set of ``scenario`` (default: the training scenario) at the model's resolution;
+    ``split="validation"``: the validation set instead (same held-out digits, other videos), for
+    model selection and learning curves."""
+    from dive_pyro.data import fixed_test_set, validation_set
+
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
 
     options = config.data_options()
     scenario = scenario or config.scenario
@@ -69,6 +76,8 @@ def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_seq
             raise ValueError(
                 f"the model was trained on {config.scenario!r}; its data options do not describe {scenario!r}"
             )
+        if split != "test":
+            raise ValueError(f"{scenario!r} has no separate validation set here")
         return window_pool(scenario, options, "test")[:num_sequences]
     factor = options.pop("downsample", 1)
     if scenario != config.scenario:  # scenario-specific options belong to the training scenario
@@ -77,7 +86,8 @@ def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_seq
             for k, v in options.items()
             if k in ("frame_size", "num_frames", "num_observed", "num_objects", "step_length")
         }
-    return fixed_test_set(scenario, num_sequences=num_sequences, **options).downsample(factor)
+    make = fixed_test_set if split == "test" else validation_set
+    return make(scenario, num_sequences=num_sequences, **options).downsample(factor)
 
 
 @torch.no_grad()

@@ -68,7 +68,7 @@ def _logged(out: Path) -> int:
     return recs[-1]["step"] + 1 if recs else 0
 
 
-def _wait(proc: subprocess.Popen, until, what: str, timeout: float = 60) -> None:
+def _wait(proc: subprocess.Popen, until, what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not until():
         assert proc.poll() is None, f"the run ended before {what}"

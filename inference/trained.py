@@ -17,7 +17,7 @@ import torch
 
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation.tables import evaluate_frames
-from dive_pyro.inference.checkpoint import load_checkpoint
+from dive_pyro.inference.checkpoint import check_finite_weights, load_checkpoint, load_weights
 from dive_pyro.inference.config import TrainConfig, config_from_dict
 from dive_pyro.inference.data_sources import REAL_SCENARIOS, window_pool
 from dive_pyro.inference.posterior import reconstruct
@@ -47,11 +47,12 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     from dive_pyro.inference.registry import build
 
     state = load_checkpoint(path, map_location=device)
+    check_finite_weights(state, path=path)
     config = config_from_dict(state["config"])
     with local_params():
         model, guide, elbo = build(config.variant, **config.model)
-    model.load_state_dict(state["model"])
-    guide.load_state_dict(state["guide"])
+    load_weights(model, state["model"], part="model", path=path)
+    load_weights(guide, state["guide"], part="guide", path=path)
     model.to(device).eval()
     guide.to(device).eval()
     return TrainedModel(model, guide, elbo, config, int(state["step"]))

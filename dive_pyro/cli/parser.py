@@ -153,8 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from dive_pyro.inference.files import DiskFullError, RunFolderBusyError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
-        print(f"dive-pyro {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, TypeError, RunFolderBusyError, DiskFullError) as exc:
+        text = exc.strerror if isinstance(exc, DiskFullError) else exc
+        print(f"dive-pyro {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training installs its own handler (imports, data, model building)
+        print(f"dive-pyro {args.command}: interrupted before any work was saved", file=sys.stderr)
+        return 130

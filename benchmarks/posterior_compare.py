@@ -27,6 +27,7 @@ posterior-mean COM of the visible input steps (Hungarian).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -93,9 +94,9 @@ def _pose_block(model, guide, batch, num_draws: int) -> tuple[torch.Tensor, torc
     return khat, gap
 
 
-def _chunk_draws(model, guide, chunk, num_samples: int, seed: int, refine_steps: int):
+def _chunk_draws(model, guide, chunk, num_samples: int, seed: int, refine_steps: int, refine_lr: float):
     if refine_steps:
-        guide = refine(model, guide, chunk, refine_steps)
+        guide = refine(model, guide, chunk, refine_steps, lr=refine_lr)
     draws = sample_posterior(model, guide, chunk, num_samples, seed=seed, include_objects=True)
     com, _ = dg.centre_of_mass(draws["objects"][..., 0, :, :])  # (S, B, N, T, 2)
     with torch.no_grad():
@@ -112,10 +113,14 @@ def evaluate(
     khat_videos: int,
     refine_steps: int,
     seed: int,
+    refine_lr: float = 0.05,
+    likelihood_power: float = 1.0,
     chunk: int = 32,
 ) -> dict:
     trained = load_trained(path)
     model, guide = trained.model, trained.guide
+    if likelihood_power != 1.0:  # the target of refinement and k̂: the tempered posterior
+        model.config = dataclasses.replace(model.config, likelihood_power=likelihood_power)
     model.eval(), guide.eval()
     K = batch.num_observed
     t0 = time.process_time()
@@ -123,7 +128,7 @@ def evaluate(
     coms, means, probs, khats, gaps = [], [], [], [], []
     for start in range(0, batch.batch_size, chunk):
         sub = batch[start : start + chunk]
-        com, mean_frames, g = _chunk_draws(model, guide, sub, num_samples, seed + start, refine_steps)
+        com, mean_frames, g = _chunk_draws(model, guide, sub, num_samples, seed + start, refine_steps, refine_lr)
         coms.append(com)
         means.append(mean_frames)
         probs.append(missing_probability(model, guide, sub) if not refine_steps else _refined_missing(model, g, sub))
@@ -143,7 +148,13 @@ def evaluate(
     mean_m = _matched(mean_com, perm)[..., :K, :]
     truth = true_com[..., :K, :]
     p_m = _matched(p_missing, perm).double()
-    out: dict = {"checkpoint": str(path), "step": trained.step, "refine_steps": refine_steps}
+    out: dict = {
+        "checkpoint": str(path),
+        "step": trained.step,
+        "refine_steps": refine_steps,
+        "refine_lr": refine_lr,
+        "likelihood_power": likelihood_power,
+    }
     scores = dg.missingness_scores(p_m, missing)
     out["missingness"] = {
         "auroc": scores["auroc"],
@@ -235,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-draws", type=int, default=100, help="pose draws per video for k̂")
     p.add_argument("--khat-videos", type=int, default=64)
     p.add_argument("--refine", type=int, nargs="*", default=[], help="also evaluate the last checkpoint refined")
+    p.add_argument("--refine-lr", type=float, default=0.05)
+    p.add_argument("--likelihood-power", type=float, nargs="*", default=[1.0], help="targets of the refined rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -247,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = evaluate(path, batch, refine_steps=0, **kw)
         print(_row(name, results[name]), flush=True)
     for n in args.refine:
-        results[f"{names[-1]} refined {n}"] = evaluate(args.checkpoints[-1], batch, refine_steps=n, **kw)
-        print(_row(f"{names[-1]} refined {n}", results[f"{names[-1]} refined {n}"]), flush=True)
+        for power in args.likelihood_power:
+            row = f"{names[-1]} refined {n}" + (f" (power {power:g})" if power != 1 else "")
+            results[row] = evaluate(
+                args.checkpoints[-1], batch, refine_steps=n, refine_lr=args.refine_lr, likelihood_power=power, **kw
+            )
+            print(_row(row, results[row]), flush=True)
     table = "\n".join([HEADER, *[_row(n, r) for n, r in results.items()], TARGET])
     print(table)
     if args.out is not None:

@@ -31,7 +31,15 @@ from dive_pyro.data.batch import SceneBatch
 from dive_pyro.inference.refine import refine
 from dive_pyro.models.dive import DiveModel
 
-__all__ = ["DRAW_KEYS", "PosteriorMean", "missing_probability", "posterior_trace", "reconstruct", "sample_posterior"]
+__all__ = [
+    "DRAW_KEYS",
+    "PosteriorMean",
+    "eval_mode",
+    "missing_probability",
+    "posterior_trace",
+    "reconstruct",
+    "sample_posterior",
+]
 
 #: Keys of :func:`sample_posterior` for every variant (``x_m`` and ``objects`` where available/asked).
 DRAW_KEYS = ("z_m", "present", "z_p", "z_a", "frames", "imputed")
@@ -102,7 +110,9 @@ def _rng(seed: int | None, device: torch.device) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _eval_mode(*fns) -> Iterator[None]:
+def eval_mode(*fns) -> Iterator[None]:
+    """Put the ``nn.Module``s among ``fns`` in eval mode (BatchNorm statistics, no imputation or
+    appearance dropout) for the block; their modes are restored after it."""
     modules = [m for m in fns if isinstance(m, torch.nn.Module)]  # e.g. not a handler-wrapped guide
     was = [m.training for m in modules]
     for m in modules:
@@ -184,7 +194,7 @@ def sample_posterior(
     if refine_steps and parallel:
         raise ValueError("refine_steps needs parallel=False (the refined offsets are per video of the batch)")
     S, B = num_samples, batch.batch_size
-    with _eval_mode(model, guide), _rng(seed, batch.device), torch.no_grad():
+    with eval_mode(model, guide), _rng(seed, batch.device), torch.no_grad():
         if refine_steps:
             guide = refine(model, guide, batch, refine_steps, lr=refine_lr)
         if parallel:  # row s * B + b of the tiled batch is draw s of video b

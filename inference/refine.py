@@ -5,14 +5,18 @@ and the best member of its family for *this* video is the amortisation gap (Crem
 :func:`refine` closes part of it: it adds a free offset to the location and the log-scale of every
 Gaussian guide site, per video, element and coordinate, starting at zero (the guide itself), and
 takes ``steps`` Adam steps on the ELBO of the given batch with the networks fixed (Kim et al.
-2018, semi-amortised VAEs). The downstream guide networks still run on the refined draws (e.g. the
-appearance encoder crops at the refined poses). ``sample_posterior(..., refine_steps=n)`` draws from
-the refined guide.
+2018, semi-amortised VAEs). Offsets are in units of the guide's own sd (``loc + sd · δ``), so one
+learning rate suits sites whose posterior sds differ by orders of magnitude (pose vs appearance).
+Only what the guide reads is scored: the future frames of a ``SceneBatch`` are hidden from the
+likelihood while refining (at test time they are what is to be predicted). The downstream guide
+networks still run on the refined draws (e.g. the appearance encoder crops at the refined poses).
+``sample_posterior(..., refine_steps=n)`` draws from the refined guide.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pyro.distributions as dist
 import torch
@@ -21,7 +25,9 @@ from pyro.infer import Trace_ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 
-__all__ = ["GuideOffsets", "RefinedGuide", "refine"]
+from dive_pyro.data.batch import SceneBatch
+
+__all__ = ["GuideOffsets", "RefinedGuide", "inputs_only", "refine"]
 
 
 def _unwrap(fn) -> tuple[dist.Distribution, int]:
@@ -33,8 +39,9 @@ def _unwrap(fn) -> tuple[dist.Distribution, int]:
 
 
 class GuideOffsets(Messenger):
-    """Adds per-element offsets to Gaussian guide sites: ``loc + δ`` and ``scale · exp(ρ)``
-    (``Normal``), or ``loc + δ`` and ``diag(exp(ρ)) · scale_tril`` (``MultivariateNormal``).
+    """Adds per-element offsets to Gaussian guide sites: ``loc + scale · δ`` and ``scale · exp(ρ)``
+    (``Normal``), or ``loc + sd · δ`` and ``diag(exp(ρ)) · scale_tril`` (``MultivariateNormal``,
+    ``sd`` its marginal sds).
     Other sites (Delta, Bernoulli, ...) pass unchanged. Offsets are created at zero on first use;
     ``params`` lists them (``requires_grad``)."""
 
@@ -61,13 +68,23 @@ class GuideOffsets(Messenger):
         base, ndims = _unwrap(msg["fn"])
         if isinstance(base, torch.distributions.Normal):
             shift, log_scale = self._offsets(msg["name"], base.loc)
-            new = dist.Normal(base.loc + shift, base.scale * log_scale.exp())
+            new = dist.Normal(base.loc + base.scale * shift, base.scale * log_scale.exp())
         elif isinstance(base, torch.distributions.MultivariateNormal):
             shift, log_scale = self._offsets(msg["name"], base.loc)
-            new = dist.MultivariateNormal(base.loc + shift, scale_tril=log_scale.exp()[..., None] * base.scale_tril)
+            sd = base.scale_tril.pow(2).sum(-1).sqrt()
+            scale_tril = log_scale.exp()[..., None] * base.scale_tril
+            new = dist.MultivariateNormal(base.loc + sd * shift, scale_tril=scale_tril)
         else:
             return
         msg["fn"] = new.to_event(ndims) if ndims else new
+
+
+def inputs_only(batch: SceneBatch) -> SceneBatch:
+    """``batch`` with its future frames (t ≥ K) hidden: not visible, observed as 0."""
+    K = batch.num_observed
+    visible = batch.visible.clone()
+    visible[:, K:] = False
+    return dataclasses.replace(batch, visible=visible, observed=batch.observed * visible)
 
 
 class RefinedGuide:
@@ -102,6 +119,8 @@ def refine(model, guide, batch, steps: int, *, lr: float = 0.05, num_particles: 
         raise ValueError(f"refine steps must be a non-negative integer, got {steps!r}")
     if not lr > 0:
         raise ValueError(f"refine lr must be > 0, got {lr!r}")
+    if isinstance(batch, SceneBatch):
+        batch = inputs_only(batch)
     offsets = GuideOffsets()
     refined = RefinedGuide(guide, offsets)
     losses: list[float] = []

@@ -1,6 +1,6 @@
 """An appearance prior coupled over time: a stationary AR(1) chain (``DiveConfig.appearance_ar``).
 
-The official prior draws ``z_a`` i.i.d. N(0, I) per frame (dive_reference §3), so a sprite can fade
+The official prior draws ``z_a`` i.i.d. N(0, I) per frame (docs/official_code.md §3), so a sprite can fade
 out between two frames at no KL cost. Under ``z_a^0 ~ N(µ, I)`` and
 ``z_a^t | z_a^{t-1} ~ N(µ + ρ (z_a^{t-1} − µ), (1 − ρ²) I)`` every marginal is still N(µ, I), but a
 change of appearance between frames costs ``|Δ|² / (2 (1 − ρ²))`` nats.

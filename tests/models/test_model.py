@@ -283,8 +283,10 @@ def test_param_names_do_not_clash_between_model_and_guide():
     batch = simulate(model, 2)
     elbo.loss(model, guide, batch)
     names = list(pyro.get_param_store().keys())
-    assert names and all(n.startswith(("model.", "guide.")) for n in names)
-    assert any(n.startswith("model.decoder") for n in names) and any(n.startswith("guide.frame_encoder") for n in names)
+    prefixes = {n.split(".")[0].split("$$$")[0] for n in names}
+    # one prefix per instance ("model", "model_2", ...: see core.structure.instance_name)
+    assert len(prefixes) == 2 and {p.split("_")[0] for p in prefixes} == {"model", "guide"}
+    assert any(".decoder" in n for n in names) and any(".frame_encoder" in n for n in names)
 
 
 def test_reconstruct_complete_renders_every_object():

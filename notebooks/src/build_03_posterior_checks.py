@@ -74,7 +74,7 @@ results_md = Path("benchmarks/results/posterior_compare.md")
 if not results_md.is_file():  # the notebook runs from notebooks/ or from the repository root
     results_md = Path("..") / results_md
 Markdown(results_md.read_text()) if results_md.is_file() else print("run benchmarks/posterior_compare.py")"""),
-code("""markov_checkpoint = PRETRAINED.parent / "tiny-cpu-markov" / "checkpoint.pt"
+code("""markov_checkpoint = shipped_checkpoint("tiny-cpu-markov")
 if SMOKE or not markov_checkpoint.is_file():
     from tempfile import mkdtemp
 

@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade 'pip>=23' 'setuptools>=68' wheel
+	$(PY) -m pip install --quiet --upgrade 'pip>=23' 'setuptools>=77' wheel
 	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)

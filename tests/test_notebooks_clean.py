@@ -1,4 +1,4 @@
-"""Notebooks are committed with outputs stripped (they are executed by nbmake in `make test`)."""
+"""Notebooks are committed with outputs stripped (`make test` executes them: tests/test_notebooks_figures.py)."""
 
 from pathlib import Path
 

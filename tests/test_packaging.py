@@ -40,10 +40,14 @@ def test_wheel_contains_and_imports_every_package(tmp_path):
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    # pyproject.toml itself draws no setuptools warning (licence as SPDX string, data folders declared)
+    warned = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("WARNING")]
+    assert not warned, warned
     (wheel,) = dist.glob("dive_pyro-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for pkg in PACKAGES:
         assert pkg.replace(".", "/") + "/__init__.py" in names, pkg
+    assert "dive_pyro/pretrained/tiny-cpu/checkpoint.pt" in names
     assert any(n.startswith("dive_pyro/data/assets/") and n.endswith(".npz") for n in names) or not list(
         (ROOT / "dive_pyro/data/assets").glob("*.npz")
     )
@@ -57,3 +61,20 @@ def test_wheel_contains_and_imports_every_package(tmp_path):
     out = _import_check(tmp_path, extra_path=str(target))
     assert out.returncode == 0, out.stderr
     assert str(target) in out.stdout and str(ROOT) not in out.stdout
+
+
+def test_import_dive_pyro_exposes_subpackages_and_keeps_the_backend(tmp_path):
+    code = (
+        "import matplotlib\n"
+        "matplotlib.use('svg')\n"
+        "import dive_pyro\n"
+        "import dive_pyro.viz.frames, dive_pyro.posterior.plots\n"
+        "print(dive_pyro.posterior.sample_posterior.__name__, dive_pyro.data.generate.__name__)\n"
+        "print(dive_pyro.evaluation.__name__, dive_pyro.viz.__name__)\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    assert lines[:4] == ["sample_posterior", "generate", "dive_pyro.evaluation", "dive_pyro.viz"]
+    assert lines[-1] == "svg"  # the caller's backend: the library never selects one

@@ -21,7 +21,14 @@ Metric conventions of these numbers (DIVE's ``eval.py``, see ``dive_reference.md
 
 from __future__ import annotations
 
-__all__ = ["REFERENCE_CONVENTIONS", "REFERENCE_SCENARIOS", "TABLE1", "published"]
+__all__ = [
+    "PUBLISHED_PROTOCOL",
+    "REFERENCE_CONVENTIONS",
+    "REFERENCE_SCENARIOS",
+    "TABLE1",
+    "protocol_differences",
+    "published",
+]
 
 # published metric name -> our metric key with the same convention
 REFERENCE_CONVENTIONS: dict[str, str] = {
@@ -78,3 +85,48 @@ def published(scenario: str, model: str) -> dict:
         raise ValueError(f"model must be one of {sorted(TABLE1[scenario])} for {scenario!r}, got {model!r}")
     row = TABLE1[scenario][model]
     return {k: dict(v) if isinstance(v, dict) else v for k, v in row.items()}
+
+
+# The setting of Table 1 (paper §4.2; DIVE's data generator and eval.py): 64x64 frames, 2 digits moving
+# 0.15 canvas units per frame, 10 input + 10 future frames, DIVE's scoring region (Sc.1: bottom 32 rows).
+PUBLISHED_PROTOCOL: dict[str, object] = {
+    "frame_size": (64, 64),
+    "protocol": "dive",
+    "step_length": 0.15,
+    "num_objects": 2,
+    "num_frames": 20,
+    "num_observed": 10,
+}
+_LABELS = {
+    "frame_size": "frame size",
+    "protocol": "scoring region (protocol)",
+    "step_length": "step length",
+    "num_objects": "objects",
+    "num_frames": "frames",
+    "num_observed": "input frames",
+}
+
+
+def _show(key: str, value) -> str:
+    if key == "frame_size" and isinstance(value, tuple | list) and len(value) == 2:
+        return f"{value[0]}x{value[1]}"
+    return "unknown" if value is None else repr(value) if isinstance(value, str) else f"{value:g}"
+
+
+def protocol_differences(result: dict) -> list[str]:
+    """Why the published Table-1 rows are not comparable with ``result`` (an ``evaluate_frames``
+    output): one line per setting that differs from :data:`PUBLISHED_PROTOCOL` (a setting the
+    result does not record counts as different); empty when the protocol matches.
+
+    BCE and MSE are per-frame sums, so a 32x32 frame (1,024 pixels) cannot be compared with a 64x64
+    one (4,096 pixels); other motion, frame counts or scoring regions change the task itself.
+    """
+    out = []
+    for key, expected in PUBLISHED_PROTOCOL.items():
+        value = result.get(key)
+        if isinstance(value, list):
+            value = tuple(value)  # after a JSON round trip
+        same = value == expected if key != "step_length" else value is not None and abs(value - expected) < 1e-9
+        if not same:
+            out.append(f"{_LABELS[key]} {_show(key, value)} (published: {_show(key, expected)})")
+    return out

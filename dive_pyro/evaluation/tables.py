@@ -21,7 +21,7 @@ import torch
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation.baselines import baseline_predict
 from dive_pyro.evaluation.metrics import PSNR_CAP, frame_metrics
-from dive_pyro.evaluation.published import TABLE1
+from dive_pyro.evaluation.published import TABLE1, protocol_differences
 
 __all__ = ["GROUPS", "METRICS", "PROTOCOLS", "evaluate_baseline", "evaluate_frames", "markdown_table"]
 
@@ -39,6 +39,7 @@ class _Accumulator:
         self.pixels = 0.0
         self.psnr_seq_sum = 0.0
         self.sequences = 0
+        self.capped = 0
 
     def add(self, fm: dict[str, torch.Tensor], select: torch.Tensor) -> None:
         fm = {k: v.detach().to("cpu", torch.float64) for k, v in fm.items()}
@@ -47,6 +48,7 @@ class _Accumulator:
         for k in METRICS:
             self.sums[k] += float(fm[k][use].sum())
         self.frames += int(use.sum())
+        self.capped += int((use & (fm["psnr"] >= PSNR_CAP)).sum())
         self.pixels += float(pixels[use].sum())
         sse = torch.where(use, fm["mse"], 0.0).sum(1)
         pix = torch.where(use, pixels, 0.0).sum(1)
@@ -63,6 +65,7 @@ class _Accumulator:
             out["psnr_seq"] = self.psnr_seq_sum / self.sequences
             out["scored_pixels"] = self.pixels / self.frames
         out["frames"] = self.frames
+        out["psnr_capped_frames"] = self.capped  # exact frames (infinite PSNR) counted at PSNR_CAP
         return out
 
 
@@ -72,8 +75,10 @@ def evaluate_frames(pred: torch.Tensor, batch: SceneBatch, protocol: str = "dive
     Returns ``{"rec", "rec_observed", "rec_missing", "pred"}`` → ``{bce, mse, mae, psnr, psnr_seq,
     ssim, ssim_dive, ssim_openstl, frames, scored_pixels}`` (means over frames; ``psnr`` is the mean
     of capped per-frame PSNRs, ``psnr_seq`` the mean of per-sequence PSNRs over the group's frames;
-    all ``None`` for a group with no frames), plus ``num_sequences``, ``scored_pixels`` (protocol
-    pixels per frame), ``protocol``, ``psnr_cap``, ``scenario`` and ``num_observed``. Sequences are
+    all ``None`` for a group with no frames; ``psnr_capped_frames`` counts the frames at the cap),
+    plus ``num_sequences``, ``scored_pixels`` (protocol pixels per frame), ``protocol``, ``psnr_cap``,
+    ``scenario``, ``num_observed`` and the setting that decides whether published numbers are
+    comparable: ``frame_size``, ``num_frames``, ``num_objects``, ``step_length``. Sequences are
     processed ``chunk_size`` at a time, so memory does not grow with B.
     """
     if not isinstance(batch, SceneBatch):
@@ -113,6 +118,10 @@ def evaluate_frames(pred: torch.Tensor, batch: SceneBatch, protocol: str = "dive
         psnr_cap=PSNR_CAP,
         scenario=batch.scenario,
         num_observed=K,
+        frame_size=tuple(batch.frame_size),
+        num_frames=batch.num_frames,
+        num_objects=batch.missing.shape[1],
+        step_length=batch.meta.get("step_length"),
     )
     return out
 
@@ -150,23 +159,30 @@ def _published_group(row: dict, group: str) -> dict:
 
 def markdown_table(results: dict[str, dict], scenario: str | None = None, include_reference: bool = True) -> str:
     """Table-1 layout: one row per method, Rec / Pred × BCE, MSE, MAE, PSNR, PSNR-seq, SSIM,
-    SSIM-DIVE, SSIM-OpenSTL (+ NELBO when a result has ``"nelbo"``), then a caption line.
+    SSIM-DIVE, SSIM-OpenSTL, then Rec-missing MSE (Rec on the input frames where an object is missing:
+    the imputation), NELBO when a result has ``"nelbo"``, then a caption and footnotes.
 
     ``results`` maps method name → ``evaluate_frames`` output. With ``include_reference`` and a
     ``scenario`` in ``dive_pyro.evaluation.published.TABLE1`` (occlusion, out_of_scene, elastic), the
-    published DIVE and DDPAE rows are appended (their PSNR is per sequence, their SSIM DIVE's).
+    published DIVE and DDPAE rows are appended (their PSNR is per sequence, their SSIM DIVE's) when
+    every result was scored in the published setting (``protocol_differences``); otherwise the
+    caption says which settings differ and the rows stay hidden.
     """
     if not isinstance(results, dict):
         raise TypeError(f"results must be a dict of method name -> evaluate_frames output, got {type(results)}")
     for name, res in results.items():
         if not isinstance(res, dict) or "rec" not in res or "pred" not in res:
             raise ValueError(f"results[{name!r}] must be an evaluate_frames output with 'rec' and 'pred' groups")
-    reference = {}
+    reference, hidden = {}, []
     if include_reference and scenario in ("occlusion", "out_of_scene", "elastic"):
-        reference = {f"{m} (published)": TABLE1[scenario][m] for m in ("DIVE", "DDPAE")}
+        hidden = sorted({d for res in results.values() for d in protocol_differences(res)})
+        if not hidden:
+            reference = {f"{m} (published)": TABLE1[scenario][m] for m in ("DIVE", "DDPAE")}
     with_nelbo = any("nelbo" in res for res in results.values())
+    capped = {name: res for name, res in results.items() if any(_capped(res, g) for g in ("rec", "pred"))}
 
     header = ["Method"] + [f"{g} {label}" for g in ("Rec", "Pred") for _, label, _ in _COLUMNS]
+    header.append("Rec-missing MSE")
     if with_nelbo:
         header.append("NELBO")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -174,13 +190,18 @@ def markdown_table(results: dict[str, dict], scenario: str | None = None, includ
     def add_row(name: str, groups: dict[str, dict], nelbo, published: bool = False) -> None:
         cells = [name]
         for g in ("rec", "pred"):  # published numbers keep their printed precision (2 decimals)
-            cells += [_fmt(groups[g].get(key), 2 if published else digits) for key, _, digits in _COLUMNS]
+            for key, _, digits in _COLUMNS:
+                cell = _fmt(groups[g].get(key), 2 if published else digits)
+                if key == "psnr" and not published and _capped(groups[g]):
+                    cell += " ¹"
+                cells.append(cell)
+        cells.append(_fmt((groups.get("rec_missing") or {}).get("mse"), 2))
         if with_nelbo:
             cells.append(_fmt(nelbo, 2 if published else 3))
         lines.append("| " + " | ".join(cells) + " |")
 
     for name, res in results.items():
-        add_row(name, {"rec": res["rec"], "pred": res["pred"]}, res.get("nelbo"))
+        add_row(name, {g: res[g] for g in ("rec", "pred", "rec_missing") if g in res}, res.get("nelbo"))
     for name, row in reference.items():
         add_row(name, {g: _published_group(row, g) for g in ("rec", "pred")}, row.get("nelbo"), True)
 
@@ -196,11 +217,34 @@ def markdown_table(results: dict[str, dict], scenario: str | None = None, includ
         f"over the scored pixels (BCE preds clamped to [1e-4, 1-1e-4]); PSNR: mean of per-frame PSNR, "
         f"capped at {PSNR_CAP:g} dB; PSNR-seq: per-sequence PSNR (DIVE); SSIM: 11x11 Gaussian sigma=1.5, "
         "range 1, interior (Wang 2004 / scikit-image); SSIM-DIVE: same window, zero padding, full map; "
-        "SSIM-OpenSTL: 7x7 uniform, sample covariance, range 2."
+        "SSIM-OpenSTL: 7x7 uniform, sample covariance, range 2. Rec-missing MSE: Rec MSE on the input "
+        "frames in which an object is missing (how well it is imputed)."
     )
     if reference:
         caption += (
             " Published rows: DIVE paper Table 1 (DIVE's protocol, Sc.1 on the bottom 32 rows); "
             "their PSNR is per sequence and their SSIM is DIVE's convention."
         )
-    return "\n".join([*lines, "", caption])
+    elif hidden:
+        caption += (
+            " Published DIVE/DDPAE rows hidden: not the paper's setting (" + "; ".join(hidden) + "), so the "
+            "numbers are not comparable (BCE and MSE are sums over a frame's pixels)."
+        )
+    notes = []
+    if capped:
+        parts = [
+            f"{name}: {sum(res[g]['psnr_capped_frames'] for g in ('rec', 'pred'))} of "
+            f"{sum(res[g]['frames'] for g in ('rec', 'pred'))} frames"
+            for name, res in capped.items()
+        ]
+        notes.append(
+            f"¹ Some frames are reproduced exactly (zero error, infinite PSNR) and count at the {PSNR_CAP:g} dB "
+            f"cap, which inflates the mean per-frame PSNR ({', '.join(parts)}); PSNR-seq, from errors summed over "
+            "each sequence, is the comparable number."
+        )
+    return "\n".join([*lines, "", caption, *(["", *notes] if notes else [])])
+
+
+def _capped(res: dict, group: str | None = None) -> bool:
+    values = res if group is None else (res.get(group) or {})
+    return bool(values.get("psnr_capped_frames"))

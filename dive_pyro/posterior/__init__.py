@@ -4,7 +4,7 @@ the generator's ground truth (:mod:`.diagnostics`, :mod:`.scoring`, :mod:`.calib
 the ArviZ view (:mod:`.arviz_view`, the only module that imports ArviZ).
 """
 
-from dive_pyro.posterior.export import LATENT_SITES, load_posterior, sample_posterior, save_posterior
+from dive_pyro.posterior.export import LATENT_SITES, load_posterior, sample_posterior, save_posterior, to_datatree
 from dive_pyro.posterior.report import check_posterior, write_check_report
 from dive_pyro.posterior.sbc import sbc
 
@@ -15,5 +15,6 @@ __all__ = [
     "sample_posterior",
     "save_posterior",
     "sbc",
+    "to_datatree",
     "write_check_report",
 ]

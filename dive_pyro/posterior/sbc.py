@@ -60,7 +60,7 @@ def guide_sampler(model, guide) -> Sampler:
         guide.eval()
         model.eval()
         try:
-            return sample_posterior(model, guide, batch, num_draws, sites=("z_p",))["z_p"]
+            return sample_posterior(model, guide, batch, num_draws)["z_p"]
         finally:
             guide.train(modes[0])
             model.train(modes[1])

@@ -26,7 +26,7 @@ import torch
 
 from dive_pyro.core.nets import pose_to_pixels
 from dive_pyro.data.batch import SceneBatch
-from dive_pyro.inference.posterior import missing_probability, sample_posterior
+from dive_pyro.inference.posterior import missing_probability, posterior_trace, sample_posterior
 from dive_pyro.posterior import diagnostics as dg
 
 __all__ = ["collect", "score", "ink_overlap", "failure_threshold", "OVERLAP_BINS"]
@@ -51,6 +51,22 @@ def ink_overlap(objects: torch.Tensor) -> torch.Tensor:
     return (torch.minimum(o, others).sum(-1) / ink.clamp_min(1e-12)).masked_fill(ink <= 0, 0.0)
 
 
+def has_missingness(model, guide, batch: SceneBatch) -> bool:
+    """Whether the model draws a missingness latent (``x_m`` or ``z_m…`` sample sites; not ``ddpae``)."""
+    trace = posterior_trace(model, guide, batch[:1], use_mean=True)
+    return any(
+        name.startswith(("x_m", "z_m")) and site["type"] == "sample" and not site["infer"].get("_deterministic")
+        for name, site in trace.nodes.items()
+    )
+
+
+def _missing_source(model, guide, batch: SceneBatch) -> str:
+    if not has_missingness(model, guide, batch):
+        return "none"
+    exact = hasattr(guide, "missing_probability") or getattr(model, "enumerates_missingness", False)
+    return "exact" if exact else "draws"
+
+
 def _draws(model, guide, batch: SceneBatch, num_samples: int) -> dict[str, torch.Tensor]:
     d = sample_posterior(model, guide, batch, num_samples)
     z_p = d["z_p"]
@@ -69,10 +85,8 @@ def collect(model, guide, batch: SceneBatch, num_samples: int = 32, *, chunk_siz
     model.eval()
     F = model.config.frame_size
     parts: dict[str, list] = {k: [] for k in ("p_missing", "com", "pose", "sse", "empty")}
-    source = (
-        "exact" if hasattr(guide, "missing_probability") or getattr(model, "enumerates_missingness", False) else "draws"
-    )
     try:
+        source = _missing_source(model, guide, batch)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             for start in range(0, batch.batch_size, chunk_size):
@@ -80,7 +94,7 @@ def collect(model, guide, batch: SceneBatch, num_samples: int = 32, *, chunk_siz
                 d = _draws(model, guide, chunk, num_samples)
                 if source == "exact":
                     parts["p_missing"].append(missing_probability(model, guide, chunk).double().cpu())
-                elif d["present"] is not None:
+                elif source == "draws":
                     parts["p_missing"].append((1 - d["present"].double()).mean(0).cpu())
                 coms, mean_obj = [], 0.0
                 for s in range(num_samples):

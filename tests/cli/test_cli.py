@@ -89,7 +89,7 @@ def test_demo_finetunes_evaluates_and_writes_report(tmp_path, monkeypatch, tiny_
     assert "Does the shipped model visibly work?" in (out / "report.md").read_text()
 
 
-def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, tiny_checkpoint):
+def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, capsys, tiny_checkpoint):
     monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "ckpt.json"
     rc = main(
@@ -111,6 +111,10 @@ def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, tiny_checkpoint):
     assert {"zeros", "copy-last"} <= names and any(n.startswith("dive (step") for n in names)
     ckpt = next(v for k, v in res.items() if k.startswith("dive"))
     assert "nelbo" in ckpt and ckpt["pred"]["mse"] is not None
+    # a 16x16 model is not scored in the paper's setting: no published rows beside it, and why
+    printed = capsys.readouterr().out
+    assert "(published) |" not in printed and "rows hidden" in printed and "frame size 16x16" in printed
+    assert "Rec-missing MSE" in printed
 
 
 def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):

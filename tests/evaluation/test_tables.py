@@ -8,9 +8,10 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from dive_pyro.data import generate
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation.baselines import baseline_predict
-from dive_pyro.evaluation.published import TABLE1, published
+from dive_pyro.evaluation.published import TABLE1, protocol_differences, published
 from dive_pyro.evaluation.tables import GROUPS, evaluate_baseline, evaluate_frames, markdown_table
 
 B, T, K, N, H, W = 3, 6, 3, 2, 24, 24
@@ -51,7 +52,7 @@ def test_copy_last_groups_against_hand_computation():
     for g in GROUPS:
         assert set(res[g]) == {
             *("bce", "mse", "mae", "psnr", "psnr_seq", "ssim", "ssim_dive", "ssim_openstl"),
-            *("frames", "scored_pixels"),
+            *("frames", "scored_pixels", "psnr_capped_frames"),
         }
     assert (res["num_sequences"], res["scored_pixels"], res["protocol"], res["psnr_cap"]) == (
         B,
@@ -61,9 +62,11 @@ def test_copy_last_groups_against_hand_computation():
     )
     assert res["rec"]["frames"] == res["pred"]["frames"] == res["rec_observed"]["frames"] == B * K
     assert res["rec_missing"]["frames"] == 2
+    assert (res["frame_size"], res["num_frames"], res["num_objects"], res["step_length"]) == ((H, W), T, N, None)
     # the protocol rows are all visible, so Rec of copy-last is exact there
     ro = res["rec_observed"]
     assert (ro["mse"], ro["mae"], ro["psnr"], ro["psnr_seq"]) == (0.0, 0.0, 100.0, 100.0)
+    assert ro["psnr_capped_frames"] == ro["frames"]  # every frame exact: all at the cap
     assert ro["ssim"] == ro["ssim_dive"] == pytest.approx(1.0) and ro["ssim_openstl"] == pytest.approx(1.0)
     assert ro["bce"] == pytest.approx(-384 * math.log(1 - 1e-4), rel=1e-9)  # binary targets: clamp floor
     assert res["rec"]["mse"] == 0.0
@@ -144,36 +147,78 @@ def test_evaluate_frames_errors(kwargs, exc, match):
 
 
 # --------------------------------------------------------------------------- markdown
-def test_markdown_table_rows_reference_and_caption():
-    batch = _batch()
-    results = {"copy-last": evaluate_baseline("copy-last", batch), "zeros": evaluate_baseline("zeros", batch)}
-    md = markdown_table(results, scenario="occlusion")
+def _cells(md: str) -> tuple[list[str], dict[str, dict[str, str]]]:
     lines = md.splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(header, cells, strict=True))
+    return header, rows
+
+
+def test_markdown_table_rows_reference_and_caption():
+    batch = generate("occlusion", 2, seed=0, split="test")  # the paper's setting: 64x64, step 0.15, DIVE region
+    results = {"copy-last": evaluate_baseline("copy-last", batch), "zeros": evaluate_baseline("zeros", batch)}
+    md = markdown_table(results, scenario="occlusion")
+    header, rows = _cells(md)
     assert header[:3] == ["Method", "Rec BCE", "Rec MSE"] and "Pred SSIM-OpenSTL" in header
-    assert "NELBO" not in header
-    rows = {line.split("|")[1].strip(): line for line in lines[2:] if line.startswith("|")}
+    assert header[-1] == "Rec-missing MSE" and "NELBO" not in header
     assert list(rows) == ["copy-last", "zeros", "DIVE (published)", "DDPAE (published)"]
-    cells = [c.strip() for c in rows["DIVE (published)"].strip("|").split("|")]
-    row = dict(zip(header, cells, strict=True))
+    row = rows["DIVE (published)"]
     assert (row["Rec MSE"], row["Pred BCE"], row["Rec PSNR-seq"], row["Pred SSIM-DIVE"]) == (
         "19.73",
         "459.10",
         "20.64",
         "0.78",
     )
-    assert row["Rec MAE"] == row["Rec PSNR"] == row["Rec SSIM"] == row["Pred SSIM-OpenSTL"] == "—"
-    mine = dict(zip(header, [c.strip() for c in rows["copy-last"].strip("|").split("|")], strict=True))
+    assert row["Rec MAE"] == row["Rec PSNR"] == row["Rec SSIM"] == row["Rec-missing MSE"] == "—"
+    mine = rows["copy-last"]
     assert mine["Pred MSE"] == f"{results['copy-last']['pred']['mse']:.2f}"
-    assert "384 scored px/frame" in md and "100 dB" in md and "7x7 uniform" in md
+    assert mine["Rec-missing MSE"] == f"{results['copy-last']['rec_missing']['mse']:.2f}"
+    assert "2048 scored px/frame" in md and "100 dB" in md and "7x7 uniform" in md and "hidden" not in md
+
+
+def test_published_rows_hidden_outside_the_paper_setting_with_the_reason():
+    batch = generate("out_of_scene", 2, seed=0, split="test")
+    for other, reason in (
+        (batch.downsample(2), "frame size 32x32 (published: 64x64)"),
+        (generate("out_of_scene", 2, seed=0, split="test", step_length=0.1), "step length 0.1 (published: 0.15)"),
+    ):
+        md = markdown_table({"zeros": evaluate_baseline("zeros", other)}, scenario="out_of_scene")
+        assert "(published) |" not in md and "rows hidden" in md and reason in md
+    full = evaluate_baseline("zeros", batch, protocol="full")
+    assert "scoring region (protocol) 'full' (published: 'dive')" in markdown_table({"z": full}, "out_of_scene")
+    # one mismatching result hides the rows for all (they would sit beside it)
+    mixed = {"zeros": evaluate_baseline("zeros", batch), "small": evaluate_baseline("zeros", batch.downsample(2))}
+    assert "(published) |" not in markdown_table(mixed, scenario="out_of_scene")
+    assert protocol_differences(evaluate_baseline("zeros", batch)) == []
+    assert protocol_differences(json.loads(json.dumps(evaluate_baseline("zeros", batch)))) == []
+    assert protocol_differences({}) and all("unknown" in d for d in protocol_differences({}))
+
+
+def test_psnr_cap_footnote_marks_exact_copies():
+    batch = _batch()
+    copy = evaluate_baseline("copy-last", batch)
+    assert copy["rec"]["psnr_capped_frames"] > 0  # copy-last repeats visible frames exactly
+    md = markdown_table({"copy-last": copy, "zeros": evaluate_baseline("zeros", batch)}, scenario="occlusion")
+    _, rows = _cells(md)
+    assert rows["copy-last"]["Rec PSNR"].endswith(" ¹") and not rows["zeros"]["Rec PSNR"].endswith("¹")
+    frames = copy["rec"]["frames"] + copy["pred"]["frames"]
+    capped = copy["rec"]["psnr_capped_frames"] + copy["pred"]["psnr_capped_frames"]
+    assert "¹ Some frames are reproduced exactly" in md and f"copy-last: {capped} of {frames} frames" in md
+    assert "¹" not in markdown_table({"zeros": evaluate_baseline("zeros", batch)})
 
 
 def test_markdown_table_without_reference_and_with_nelbo():
-    res = evaluate_baseline("zeros", _batch())
+    batch = generate("elastic", 2, seed=0, split="test")
+    res = evaluate_baseline("zeros", batch)
     assert "published" not in markdown_table({"zeros": res}, scenario="occlusion", include_reference=False)
     assert "published" not in markdown_table({"zeros": res}, scenario="complete")
     md = markdown_table({"model": {**res, "nelbo": -0.2123}, "zeros": res}, scenario="elastic")
-    assert md.splitlines()[0].rstrip().endswith("| NELBO |")
+    assert md.splitlines()[0].rstrip().endswith("| Rec-missing MSE | NELBO |")
     assert "| -0.212 |" in md and "| -0.19 |" in md  # ours, then the published DIVE NELBO
     with pytest.raises(ValueError, match=r"results\['x'\] must be an evaluate_frames output"):
         markdown_table({"x": {"rec": {}}})

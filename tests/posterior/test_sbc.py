@@ -29,7 +29,7 @@ def test_guide_draws_do_not_replay_the_simulation_noise():
     def sampler(batch, num_draws):
         from dive_pyro.inference.posterior import sample_posterior
 
-        d = sample_posterior(model, guide, batch, num_draws, sites=("x_m", "z_p"))
+        d = sample_posterior(model, guide, batch, num_draws)
         draws_x_m["x_m"] = d["x_m"]
         return d["z_p"]
 

@@ -3,7 +3,7 @@
 :func:`check_posterior` runs :func:`dive_pyro.posterior.scoring.collect` / ``score`` (in chunks),
 optionally the PSIS diagnostics (:mod:`dive_pyro.posterior.importance`), and returns the results
 plus a small DataTree of the first videos for the figures. :func:`write_check_report` writes
-``checks.json`` (NaN → null), the figures as PNGs and ``summary.md``, which says in words what
+``checks.json`` (NaN → null, ±inf → "inf"), the figures as PNGs and ``summary.md``, which says in words what
 each figure means and which values are good (:func:`markdown_summary`).
 """
 
@@ -45,7 +45,9 @@ def _clean(value):
         return _clean(value.tolist())
     if isinstance(value, torch.Tensor):
         return _clean(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"  # e.g. a Pareto k̂ of degenerate weights; JSON has no inf
+    if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, np.floating | np.integer | np.bool_):
         return _clean(value.item())
@@ -53,7 +55,9 @@ def _clean(value):
 
 
 def _f(x, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+    if isinstance(x, float | int) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def markdown_summary(payload: dict) -> str:
@@ -202,7 +206,7 @@ def markdown_summary(payload: dict) -> str:
 
 
 def write_check_report(results: dict, figures: dict, out_dir: str | Path, summary: str | None = None) -> Path:
-    """Write ``checks.json`` (NaN → null), each figure as ``<name>.png`` and ``summary.md``."""
+    """Write ``checks.json`` (NaN → null, ±inf → "inf"), each figure as ``<name>.png`` and ``summary.md``."""
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)

@@ -52,18 +52,16 @@ def sbc_statistics(z_p: torch.Tensor, frame_size: int, num_observed: int) -> dic
     return out
 
 
-def guide_sampler(model, guide) -> Sampler:
-    """Posterior draws of ``z_p`` from ``guide`` in eval mode (replayed through the model)."""
+def guide_sampler(model, guide, chunk_size: int = 16) -> Sampler:
+    """Posterior draws of ``z_p`` from ``guide`` in eval mode (replayed through the model),
+    ``chunk_size`` videos at a time (only the poses are kept)."""
 
     def draw(batch: SceneBatch, num_draws: int) -> torch.Tensor:
-        modes = guide.training, model.training
-        guide.eval()
-        model.eval()
-        try:
-            return sample_posterior(model, guide, batch, num_draws)["z_p"]
-        finally:
-            guide.train(modes[0])
-            model.train(modes[1])
+        chunks = [
+            sample_posterior(model, guide, batch[i : i + chunk_size], num_draws)["z_p"]
+            for i in range(0, batch.batch_size, chunk_size)
+        ]
+        return torch.cat(chunks, 1)
 
     return draw
 

@@ -44,7 +44,7 @@ def test_potential_is_prior_only_without_visible_pixels():
 def test_nuts_recovers_the_prior_path_when_nothing_is_visible():
     model, guide, _, batch = tiny(videos=1)
     batch.visible[:] = False  # posterior = prior: raw^t sd² = sd0² + (t + 1) sd_β²
-    res = nuts_poses(model, guide, batch, num_warmup=60, num_samples=200, num_chains=2, max_tree_depth=4, seed=0)
+    res = nuts_poses(model, guide, batch, num_warmup=150, num_samples=200, num_chains=1, max_tree_depth=7, seed=0)
     raw = res["raw"].reshape(-1, 1, 2, 8, 3)
     sd0, sb = model.pose_scale[1].item(), model.config.beta_scale
     expected = torch.tensor([(sd0**2 + (t + 1) * sb**2) ** 0.5 for t in range(8)])

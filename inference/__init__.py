@@ -23,6 +23,7 @@ from dive_pyro.inference.config import (
     save_config,
 )
 from dive_pyro.inference.distributed import DistContext, all_reduce_grads, setup_distributed
+from dive_pyro.inference.files import DiskFullError, RunFolderBusyError, RunLock
 from dive_pyro.inference.posterior import PosteriorMean, missing_probability, reconstruct, sample_posterior
 from dive_pyro.inference.progress import plot_elbo, read_log
 from dive_pyro.inference.registry import Variant, build, register_variant, resolve_config, variant_names
@@ -63,8 +64,11 @@ __all__ = [
     "sample_posterior",
     "variant_names",
     "CHECKPOINT_NAME",
+    "DiskFullError",
     "DistContext",
     "KLAnneal",
+    "RunFolderBusyError",
+    "RunLock",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",

@@ -95,7 +95,7 @@ class TrainConfig:
     # CPU threads (None: torch's default). Results are bit-for-bit reproducible for a fixed thread
     # count only: torch splits float reductions by thread, so 1 and 2 threads differ in the last
     # bits from step 1 on (a resume with another count is announced)
-    num_threads: int | None = None
+    num_threads: int | None = None  # none: 1 per process on CPU; capped to the free cores (inference/threads.py)
     out_dir: str = "runs/dive"
     max_seconds: float | None = None  # stop (with a checkpoint) after this much training time
     checkpoint_every: int | None = 500  # steps
@@ -103,6 +103,9 @@ class TrainConfig:
     keep_checkpoints: int = 0  # rotating numbered copies besides checkpoint.pt
     log_every: int = 1
     max_bad_steps: int = 5
+    # Pyro/torch distribution argument checks during training steps (off: 1.02-1.04x faster; a NaN
+    # parameter still gives a non-finite loss, which skips the step). Evaluation and tests keep them on.
+    validate: bool = False
     resume: bool = False
     overwrite: bool = False
     # warm start: a new run (step 0, fresh optimiser and schedules) from the model and guide weights

@@ -27,6 +27,7 @@ import torch
 from pyro.nn import PyroModule
 
 from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.likelihoods import ScalarScaleNormal
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
 from dive_pyro.core.stn import place_and_sum
 from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
@@ -85,7 +86,9 @@ class DiveModel(PyroModule):
         """
         kind = self.config.likelihood
         if kind == "normal":
-            return dist.Normal(loc, self.config.likelihood_scale)
+            if self.config.kernels == "reference":
+                return dist.Normal(loc, self.config.likelihood_scale)
+            return ScalarScaleNormal(loc, self.config.likelihood_scale)  # same density, cheaper log_prob
         probs = loc.clamp(_PROB_EPS, 1 - _PROB_EPS)
         if kind == "bernoulli":
             return dist.Bernoulli(probs=probs, validate_args=False)

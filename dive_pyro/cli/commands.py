@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from dive_pyro.data import SCENARIOS
@@ -55,6 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(json.dumps(config_to_dict(config), indent=2))
         return 0
+    _restart_with_passive_wait(config, getattr(args, "program_argv", None))
     try:
         result = train(config)
     except TrainingDivergedError as exc:
@@ -66,6 +68,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"checkpoint {result.checkpoint}; log and ELBO curve in {result.out_dir}"
         )
     return 130 if result.interrupted else 0
+
+
+def _restart_with_passive_wait(config, program_argv: list[str] | None) -> None:
+    """Re-start ``dive-pyro`` with ``OMP_WAIT_POLICY=PASSIVE`` when it will train with several OpenMP
+    threads and the variable is unset: libgomp reads it only when torch is imported, and spinning
+    threads are many times slower on a shared machine (``inference/threads.py``)."""
+    import warnings
+
+    from dive_pyro.inference.threads import WAIT_POLICY, passive_wait_missing, resolve_threads
+    from dive_pyro.inference.train import resolve_device
+
+    if program_argv is None:  # called as a function, not as the program: fit() warns instead
+        return
+    with warnings.catch_warnings():  # fit() repeats any warning about the thread count
+        warnings.simplefilter("ignore")
+        threads = resolve_threads(config.num_threads, resolve_device(config.device))
+    if threads is not None and passive_wait_missing(threads):
+        print(f"[train] {threads} threads: re-starting with OMP_WAIT_POLICY={WAIT_POLICY}", file=sys.stderr, flush=True)
+        env = {**os.environ, "OMP_WAIT_POLICY": WAIT_POLICY}
+        os.execve(sys.executable, [sys.executable, "-m", "dive_pyro", *program_argv], env)
 
 
 def _model_and_test_set(args: argparse.Namespace):

@@ -154,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    args.program_argv = sys.argv[1:] if argv is None else None  # a command may re-start the program
     from dive_pyro.inference.files import DiskFullError, RunFolderBusyError
 
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, TypeError, RunFolderBusyError, DiskFullError) as exc:
-        text = exc.strerror if isinstance(exc, DiskFullError) else exc
-        print(f"dive-pyro {args.command}: error: {text}", file=sys.stderr)
+        print(f"dive-pyro {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before training installs its own handler (imports, data, model building)
         print(f"dive-pyro {args.command}: interrupted before any work was saved", file=sys.stderr)

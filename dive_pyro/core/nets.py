@@ -68,12 +68,15 @@ class ConvEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.size = size
         self.out_dim = out_dim
+        self.channels_last = False  # numerics only: run the convolutions in channels_last memory format
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2:] != (self.size, self.size):
             raise ValueError(
                 f"ConvEncoder expects images of size {self.size}x{self.size}, got {tuple(images.shape[-2:])}"
             )
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images).flatten(1)
 
 

@@ -128,6 +128,7 @@ class Dive:
         Resumable: when ``out_dir`` already holds a checkpoint, ``resume`` defaults to True and
         training continues from it (optimiser and random state included); an interrupted call
         (Ctrl-C) leaves a checkpoint to resume. Checkpoints, log and ELBO curve go to ``out_dir``.
+        Model and guide are left in eval mode, as after :meth:`load`.
         """
         if "model" in options or "variant" in options:
             raise TypeError("the model is fixed at construction: build another Dive(variant, **config) to change it")
@@ -143,6 +144,7 @@ class Dive:
         values["resume"] = resume
         config = config_from_dict(values, source="Dive.fit")
         result = fit(self.model, self.guide, self.elbo, config, batch_fn=batch_fn)
+        self.model.eval(), self.guide.eval()  # ready to use, as after load
         self.train_config = dataclasses.replace(config, **_SESSION_DEFAULTS)
         self.step, self._new = result.step, False
         return result

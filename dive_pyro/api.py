@@ -57,7 +57,6 @@ class Dive:
         with local_params():
             model, guide, elbo = build(variant, **config)
         self._set(variant, model, guide, elbo, step=0)
-        self._new = True  # no training settings yet: the first fit needs steps (or epochs)
         self.train_config = TrainConfig(
             variant=variant, model=model.config, steps=1, out_dir=f"runs/{variant}", **_FIT_DEFAULTS
         )
@@ -71,7 +70,6 @@ class Dive:
         """Wrap a loaded :class:`~dive_pyro.inference.trained.TrainedModel` (shares its modules)."""
         dive = cls.__new__(cls)
         dive._set(trained.config.variant, trained.model, trained.guide, trained.elbo, trained.step)
-        dive._new = False
         dive.train_config = dataclasses.replace(trained.config, **_SESSION_DEFAULTS)
         return dive
 
@@ -83,7 +81,6 @@ class Dive:
             model, guide, elbo = build(config.variant, config.model)
         dive = cls.__new__(cls)
         dive._set(config.variant, model, guide, elbo, step=0)
-        dive._new = False
         dive.train_config = dataclasses.replace(config, **_SESSION_DEFAULTS)
         return dive
 
@@ -132,8 +129,6 @@ class Dive:
         """
         if "model" in options or "variant" in options:
             raise TypeError("the model is fixed at construction: build another Dive(variant, **config) to change it")
-        if self._new and steps is None and "epochs" not in options:
-            raise ValueError("the first fit of a new model needs steps= (or epochs=)")
         values = config_to_dict(self.train_config)
         values.update({k: v for k, v in (("scenario", scenario), ("steps", steps)) if v is not None})
         values.update(options)
@@ -141,12 +136,17 @@ class Dive:
             values["out_dir"] = str(out_dir)
         if resume is None:
             resume = (Path(values["out_dir"]) / CHECKPOINT_NAME).is_file() and not values.get("overwrite")
+        if not resume and steps is None and "epochs" not in options:
+            raise ValueError(
+                f"a new run (no checkpoint in {values['out_dir']!r}) needs steps= (or epochs=); "
+                "to continue a run, pass its out_dir"
+            )
         values["resume"] = resume
         config = config_from_dict(values, source="Dive.fit")
         result = fit(self.model, self.guide, self.elbo, config, batch_fn=batch_fn)
         self.model.eval(), self.guide.eval()  # ready to use, as after load
         self.train_config = dataclasses.replace(config, **_SESSION_DEFAULTS)
-        self.step, self._new = result.step, False
+        self.step = result.step
         return result
 
     # ------------------------------------------------------------------ the posterior

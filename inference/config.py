@@ -1,8 +1,9 @@
 """`TrainConfig`: every knob of an SVI training run, loaded from TOML presets plus overrides.
 
 A config is a TOML file whose top-level keys are the fields of :class:`TrainConfig`, with two
-tables: ``[model]`` (keyword arguments of ``dive_pyro.build``, i.e. fields of
-``dive_pyro.core.config.DiveConfig``) and ``[data]`` (options of ``dive_pyro.data.generate``).
+tables: ``[model]`` (fields of ``dive_pyro.core.config.DiveConfig``; ``TrainConfig.model`` is that
+``DiveConfig``, resolved once on the variant's registered defaults, and saved with every field)
+and ``[data]`` (options of ``dive_pyro.data.generate``).
 Command-line-style overrides ``key=value`` / ``model.hidden=32`` are typed by the field types;
 values are parsed as TOML literals (``lr=3e-4``, ``betas=[0.9,0.999]``, ``clip_norm=none``).
 

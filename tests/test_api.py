@@ -12,8 +12,8 @@ from tests.fixtures import DOWNSAMPLE, VIDEO, video_batch
 
 def test_fit_resume_save_load_round_trip(tmp_path):
     dive = Dive("dive", **VIDEO)
-    with pytest.raises(ValueError, match="needs steps"):
-        dive.fit("out_of_scene")
+    with pytest.raises(ValueError, match="new run .* needs steps"):
+        dive.fit("out_of_scene", out_dir=tmp_path / "run")
     result = dive.fit("out_of_scene", steps=2, batch_size=2, out_dir=tmp_path / "run", data={"downsample": DOWNSAMPLE})
     assert result.step == dive.step == 2 and dive.train_config.device == "cpu"
     again = dive.fit(steps=3)  # same out_dir: resumes from its checkpoint

@@ -32,7 +32,7 @@ from dive_pyro.evaluation.baselines import BASELINES
 from dive_pyro.inference.checkpoint import CHECKPOINT_NAME, get_rng_state, save_checkpoint
 from dive_pyro.inference.compare import Comparison, compare
 from dive_pyro.inference.config import TrainConfig, config_from_dict, config_to_dict
-from dive_pyro.inference.impute import impute_video
+from dive_pyro.inference.impute import impute_frames, impute_video
 from dive_pyro.inference.posterior import eval_mode, missing_probability, reconstruct
 from dive_pyro.inference.registry import build
 from dive_pyro.inference.train import TrainResult, fit, local_params
@@ -187,6 +187,14 @@ class Dive:
         posterior marks missing added, the future predicted (:func:`~dive_pyro.inference.impute.impute_video`)."""
         with eval_mode(self.model, self.guide):
             return impute_video(self.model, self.guide, self._on_device(batch), use_mean=use_mean)
+
+    def impute_frames(
+        self, frames: torch.Tensor, visible: torch.Tensor | None = None, *, use_mean: bool = True
+    ) -> torch.Tensor:
+        """:meth:`impute` of a user's video given as frames (``(T', H, W)``, ``(B, T', 1, H, W)``,
+        ...; see :func:`~dive_pyro.inference.impute.batch_from_frames`) at this model's size."""
+        with eval_mode(self.model, self.guide):
+            return impute_frames(self.trained(), frames, visible, use_mean=use_mean)
 
     def predict(self, batch: SceneBatch, *, use_mean: bool = True, complete: bool = True) -> torch.Tensor:
         """Frames ``(B, T, 1, H, W)`` in [0, 1] from the posterior mean (or one draw): every object

@@ -42,6 +42,7 @@ def test_posterior_impute_predict_evaluate(variant):
     assert tree["posterior"].sizes["sample"] == 3 and tree.attrs["variant"] == variant
     assert dive.guide.training  # modes restored
     video = dive.impute(batch)
+    torch.testing.assert_close(dive.impute_frames(batch.observed), video)  # the same video as plain frames
     dive.model.eval(), dive.guide.eval()
     torch.testing.assert_close(video, impute_video(dive.model, dive.guide, batch))
     frames = dive.predict(batch)

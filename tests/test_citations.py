@@ -47,11 +47,11 @@ def test_the_checkers_catch_a_notes_citation_a_missing_doc_and_a_missing_section
         '"""Prior N(0, 1) ('
         + "dive_"
         + 'reference §3)."""\n# see docs/'
-        + "nowhere.md and docs/official_code.md "
-        + "§99\n"
+        + "nowhere.md and docs/official_code.md §"
+        + "99\n"
     )
     assert offenders(FORBIDDEN, [bad]) == ["bad.py:1"]
-    assert unresolved([bad]) == ["bad.py cites docs/" + "nowhere.md", "bad.py cites official_code §99"]
+    assert unresolved([bad]) == ["bad.py cites docs/" + "nowhere.md", "bad.py cites official_code " + "§99"]
 
 
 def unresolved(files) -> list[str]:

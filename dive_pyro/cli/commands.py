@@ -104,6 +104,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"for {args.finetune_steps} steps (it will not have learned much)"
         )
         config = load_config("tiny-cpu", [f"steps={args.finetune_steps}", f"out_dir={run}"])
+    origin = (
+        "Shipped tiny CPU model fine-tuned"
+        if shipped.is_file() and args.checkpoint is None
+        else f"Checkpoint `{shipped}` fine-tuned"
+        if shipped.is_file()
+        else "The tiny-cpu preset trained from scratch (no shipped checkpoint)"
+    )
     result = train(config)
     plot_elbo(run / "log.jsonl", out / "elbo.png")
     trained = load_trained(result.checkpoint)
@@ -132,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lines = [
         "# dive-pyro demo",
         "",
-        f"Shipped tiny CPU model fine-tuned for {args.finetune_steps} steps, then scored on the fixed "
+        f"{origin} for {args.finetune_steps} steps, then scored on the fixed "
         f"`out_of_scene` test set ({batch.batch_size} sequences at the model's {batch.frame_size[0]}x"
         f"{batch.frame_size[1]} resolution: the 64x64 scenes average-pooled). Rec and Pred compare the "
         "imputed complete video (every object drawn in every frame) with the ground truth; Rec-missing "

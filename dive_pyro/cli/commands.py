@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -115,11 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     plot_elbo(run / "log.jsonl", out / "elbo.png")
     trained = load_trained(result.checkpoint)
     batch = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=args.num_sequences)
-    print(
-        f"[demo] evaluating on {batch.batch_size} fixed out_of_scene test sequences "
-        f"({batch.frame_size[0]}x{batch.frame_size[1]})"
-    )
-    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
+    print(f"[demo] evaluating on {_which(batch)}")
+    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})", progress=args.progress)
     for name in ("zeros", "copy-last", "mean"):
         results[name] = evaluate_baseline(name, batch)
     _model_grids(trained, batch, out, count=args.grids)
@@ -223,7 +221,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     )
     save_posterior(tree, args.out)
     print(tree)
-    print(f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out}")
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(
+        f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out} "
+        f"({size_mb:.0f} MB; the size grows with --num-samples x --num-sequences)"
+    )
     return 0
 
 
@@ -284,6 +286,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- evaluate
+def _which(batch) -> str:
+    """Which sequences a batch holds, e.g. 'the first 64 of the 1,024 fixed out_of_scene test sequences (32x32)'."""
+    size = f"({batch.frame_size[0]}x{batch.frame_size[1]})"
+    total, kind = batch.meta.get("of"), batch.meta.get("kind", "test")
+    if total is None:
+        return f"{batch.batch_size} {batch.scenario} {kind} sequences {size}"
+    first = "all" if batch.batch_size == total else f"the first {batch.batch_size} of the"
+    return f"{first} {total:,} fixed {batch.scenario} {kind} sequences {size}"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
 
@@ -295,6 +307,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         trained = load_trained(args.checkpoint)  # the test set is drawn at the model's resolution
         batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
+        print(f"[evaluate] scoring {trained.config.variant} (step {trained.step}) on {_which(batch)}", file=sys.stderr)
         results.update(
             evaluate_trained(
                 trained,
@@ -302,6 +315,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 protocol=args.protocol,
                 num_samples=args.num_samples,
                 use_mean=not args.sample,
+                progress=args.progress,
             )
         )
         names = args.baseline or ["zeros", "copy-last"]
@@ -309,6 +323,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from dive_pyro.data import fixed_test_set
 
         batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
+        print(f"[evaluate] scoring on {_which(batch)}", file=sys.stderr)
         names = args.baseline
     for name in names:
         results[name] = evaluate_baseline(name, batch, protocol=args.protocol)

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--num-samples", type=positive_int, default=1, help="prediction samples (best-of-k and mean)")
     e.add_argument("--sample", action="store_true", help="score a posterior sample instead of the mean")
     e.add_argument("--json", type=writable_file, default=None)
+    _add_progress(e)
     e.set_defaults(func=cmd_evaluate)
 
     _add_model_commands(sub)
@@ -129,7 +130,17 @@ def _add_model_commands(sub) -> None:
         help="also write grids and baseline tables of every scenario",
     )
     d.add_argument("--baseline-sequences", type=positive_int, default=256)
+    _add_progress(d)
     d.set_defaults(func=cmd_demo)
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar while scoring the model (default: only on a terminal)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,7 +112,10 @@ def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, capsys, tiny_chec
     ckpt = next(v for k, v in res.items() if k.startswith("dive"))
     assert "nelbo" in ckpt and ckpt["pred"]["mse"] is not None
     # a 16x16 model is not scored in the paper's setting: no published rows beside it, and why
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "scoring dive (step 4) on the first 4 of the 1,024 fixed out_of_scene test sequences (16x16)" in captured.err
+    assert "evaluating" not in captured.err  # no progress bar when stderr is not a terminal
     assert "(published) |" not in printed and "rows hidden" in printed and "frame size 16x16" in printed
     assert "Rec-missing MSE" in printed
 

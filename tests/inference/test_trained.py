@@ -41,3 +41,17 @@ def test_missing_or_corrupt_checkpoint(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupt"):
         load_trained(bad)
+
+
+def test_progress_bar_on_request_and_quiet_off_a_terminal(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    from dive_pyro.inference.trained import evaluate_trained
+
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path))
+    trained = load_trained(tiny_checkpoint)
+    batch = fixed_test_set_for(trained.config, num_sequences=4)
+    evaluate_trained(trained, batch, chunk_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluating" in err and "4/4" in err
+    for quiet in (None, False):  # None: a bar only when stderr is a terminal (it is not under pytest)
+        evaluate_trained(trained, batch, chunk_size=2, progress=quiet)
+        assert capsys.readouterr().err == ""

@@ -16,8 +16,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import matplotlib
@@ -25,15 +25,85 @@ import matplotlib
 matplotlib.use("Agg")
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budget_compare import run, summary_rows  # noqa: E402
-
-from dive_pyro.evaluation.tables import markdown_table  # noqa: E402
-from dive_pyro.inference import load_config  # noqa: E402
-from dive_pyro.inference.trained import fixed_test_set_for, load_trained, predict_frames  # noqa: E402
+from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table  # noqa: E402
+from dive_pyro.inference import load_config, train  # noqa: E402
+from dive_pyro.inference.trained import (  # noqa: E402
+    evaluate_checkpoint,
+    fixed_test_set_for,
+    load_trained,
+    predict_frames,
+)
 from dive_pyro.viz.frames import plot_frame_grid  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pedestrians.md"
+
+
+# FOLLOW-UP: a budget in training sequences, as benchmarks/table1.py (a time budget changes the
+# step count, and with it the learning-rate schedule, from machine to machine)
+def run(
+    seconds: float,
+    num_sequences: int,
+    workdir: Path,
+    extra: list[str],
+    *,
+    preset: str = "tiny-cpu",
+    scenario: str = "out_of_scene",
+    protocol: str = "dive",
+) -> tuple[dict, dict, dict]:
+    """Train each variant of ``VARIANTS`` for ``seconds`` from ``preset``; score on ``scenario``'s test set.
+
+    Returns ``(results, runs, checkpoints)``: metrics per model and baseline, steps/sequences/seconds
+    per model, and each model's checkpoint path.
+    """
+    results, runs, checkpoints = {}, {}, {}
+    batch = None
+    for variant in ("dive", "ddpae"):
+        config = load_config(
+            preset,
+            [
+                f"variant={variant}",
+                "steps=100000000",
+                f"max_seconds={seconds}",
+                "progress=false",
+                "tensorboard=false",
+                "checkpoint_every_s=none",
+                "checkpoint_every=none",
+                f"out_dir={workdir / variant}",
+                *extra,
+            ],
+        )
+        start = time.perf_counter()
+        result = train(config)
+        runs[variant] = {
+            "steps": result.step,
+            "seconds": round(time.perf_counter() - start, 1),
+            "sequences": result.step * config.batch_size,
+        }
+        if batch is None:
+            batch = fixed_test_set_for(config, scenario, num_sequences=num_sequences)
+        name = f"{variant} ({result.step} steps)"
+        results.update(evaluate_checkpoint(result.checkpoint, batch, name=name, protocol=protocol))
+        checkpoints[variant] = result.checkpoint
+        print(f"[pedestrians] {variant}: {runs[variant]}", flush=True)
+    for name in ("copy-last", "zeros"):
+        results[name] = evaluate_baseline(name, batch, protocol=protocol)
+    return results, runs, checkpoints
+
+
+def summary_rows(results: dict, runs: dict) -> list[str]:
+    rows = [
+        "| model | steps | sequences | wall s (incl. data) | Rec MSE | Rec MSE (missing steps) | Pred MSE | Pred PSNR "
+        "| Pred SSIM |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in results.items():
+        r = runs.get(name.split(" ")[0], {})
+        rows.append(
+            f"| {name} | {r.get('steps', '—')} | {r.get('sequences', '—')} | {r.get('seconds', '—')} | "
+            f"{res['rec']['mse']:.2f} | {res['rec_missing']['mse']:.2f} | {res['pred']['mse']:.2f} | "
+            f"{res['pred']['psnr']:.2f} | {res['pred']['ssim']:.3f} |"
+        )
+    return rows
 
 
 def clips_figure(checkpoints: dict, clips: int = 2):

@@ -29,7 +29,7 @@ from torch import nn
 
 from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.nets import MLP, ConvEncoder, NormalHead, crop_objects, dcgan_init
-from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
+from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
 
 __all__ = ["DiveGuide", "impute"]
@@ -59,8 +59,10 @@ class DiveGuide(PyroModule):
         self,
         config: DiveConfig | None = None,
         transition: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        name: str | None = None,
     ) -> None:
-        super().__init__(name="guide")  # distinct param-store prefix from the model's
+        # param-store prefix unique in the process: "guide", then "guide_2", ... (see instance_name)
+        super().__init__(name=name or instance_name("guide"))
         self.config = c = config if config is not None else DiveConfig()
         self.imputation_p = c.imputation_p
         self.appearance_dropout_p = c.appearance_dropout_p
@@ -262,7 +264,9 @@ class DiveGuide(PyroModule):
         states ``(layers, B·N, hidden)``, static appearance ``a_s = FC(last output)`` (Eq. 6)."""
         B, K = y.shape[:2]
         N, D = z_p.shape[1], self.config.hidden
-        crops = crop_objects(y.unsqueeze(1).expand(B, N, *y.shape[1:]), z_p[:, :, :K], self.config.object_size)
+        method = "affine_grid" if self.config.kernels == "reference" else "grid"
+        frames = y.unsqueeze(1).expand(B, N, *y.shape[1:])
+        crops = crop_objects(frames, z_p[:, :, :K], self.config.object_size, method=method)
         f = self.object_encoder(crops.reshape(B * N * K, *crops.shape[-3:])).reshape(B, N, K, -1)
         f = f * present[..., None]  # missing objects' features are zeroed (official)
         prev = f.new_zeros(B, K, D)

@@ -82,7 +82,7 @@ class BernoulliDiveGuide(DiveGuide):
 class EnumDiveGuide(DiveGuide):
     """Guide of ``dive-enum``: no missingness site (the model sums ``z_m`` out exactly). The
     missingness head only gates the imputation softly, with ``present = 1 − Φ(µ_m/σ_m)``; it is
-    not a posterior (use ``dive_pyro.models.missing_probability`` for the exact one)."""
+    not a posterior (use ``dive_pyro.inference.missing_probability`` for the exact one)."""
 
     def sample_missingness(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc, scale = self.missingness_params(h_y)

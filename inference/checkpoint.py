@@ -4,7 +4,10 @@ A checkpoint is a plain dict of tensors and primitive containers::
 
     {"format": "dive-pyro-checkpoint", "version": 1, "step": int, "variant": str,
      "config": dict (TrainConfig as plain dict), "model": state_dict, "guide": state_dict,
-     "optimizer": state_dict, "scheduler": state_dict, "rng": {...tensors...}, "extra": dict}
+     "optimizer": state_dict, "scheduler": state_dict, "rng": {...tensors...}, "extra": dict,
+     "checksum": "sha256:..."}
+
+``checksum`` covers every other entry (:func:`content_checksum`) and is verified on every load.
 
 ``step`` is the number of optimisation steps already taken (the next step to run).
 """
@@ -12,16 +15,19 @@ A checkpoint is a plain dict of tensors and primitive containers::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 import os
 import random
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from dive_pyro.inference.files import atomic_write, remove_stale_temp_files
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -31,7 +37,10 @@ __all__ = [
     "load_checkpoint",
     "check_compatible",
     "check_variant",
+    "check_finite_weights",
+    "content_checksum",
     "ensure_writable_dir",
+    "load_weights",
     "remove_stale_temp_files",
 ]
 
@@ -39,6 +48,7 @@ FORMAT = "dive-pyro-checkpoint"
 VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 REQUIRED_KEYS = ("step", "variant", "config", "model", "guide", "optimizer", "scheduler", "rng")
+_log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- RNG
@@ -93,39 +103,63 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return path
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+def content_checksum(state: dict) -> str:
+    """``"sha256:<hex>"`` of every tensor's dtype, shape and bytes and every primitive, in key order
+    (``"checksum"`` itself excluded): a flipped bit anywhere in the content changes it."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "checksum"})
+    return "sha256:" + h.hexdigest()
+
+
+def _feed(h, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)};".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)};".encode())
+        for key in sorted(obj, key=lambda k: (type(k).__name__, str(k))):
+            _feed(h, key)
+            _feed(h, obj[key])
+    elif isinstance(obj, list | tuple):
+        h.update(f"L{len(obj)};".encode())
+        for item in obj:
+            _feed(h, item)
+    elif isinstance(obj, str):
+        data = obj.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(data)};".encode() + data)
+    elif isinstance(obj, bytes):
+        h.update(f"Y{len(obj)};".encode() + obj)
+    elif isinstance(obj, float):
+        h.update(f"F{obj.hex()};".encode())
+    else:  # None, bool, int, torch.dtype, ...
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def _nbytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_nbytes(v) for v in obj)
+    return 0
 
 
 def save_checkpoint(state: dict, path: str | Path, *, keep: int = 0) -> Path:
-    """Write ``state`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+    """Write ``state`` (plus its :func:`content_checksum`) to ``path`` atomically: temp file in the
+    same folder, fsync, ``os.replace``.
 
     A reader (or a process killed mid-write) sees either the old file or the new one, never a
-    partial one. With ``keep > 0`` a numbered copy ``<stem>-<step>.pt`` is also kept, and only the
-    ``keep`` newest numbered copies survive.
+    partial one; a full disk raises :class:`~dive_pyro.inference.files.DiskFullError` naming the
+    folder and the space needed, and leaves the old file. With ``keep > 0`` a numbered copy
+    ``<stem>-<step>.pt`` is also kept, and only the ``keep`` newest numbered copies survive.
     """
     path = Path(path)
-    state = {"format": FORMAT, "version": VERSION, **state}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # honours the umask, unlike mkstemp's 0600
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    state = {"format": FORMAT, "version": VERSION, **{k: v for k, v in state.items() if k != "checksum"}}
+    state["checksum"] = content_checksum(state)
+    atomic_write(path, lambda f: torch.save(state, f), needed=_nbytes(state) + 64_000)
     if keep > 0:
         numbered = path.with_name(f"{path.stem}-{int(state['step']):08d}{path.suffix}")
         numbered.unlink(missing_ok=True)
@@ -138,17 +172,12 @@ def save_checkpoint(state: dict, path: str | Path, *, keep: int = 0) -> Path:
     return path
 
 
-def remove_stale_temp_files(folder: str | Path) -> None:
-    """Delete temp files left by a process killed while writing a checkpoint."""
-    for tmp in Path(folder).glob(".*.pt.*.tmp"):
-        tmp.unlink(missing_ok=True)
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read and sanity-check a checkpoint (``weights_only=True``: no code runs on load).
+    """Read and verify a checkpoint (``weights_only=True``: no code runs on load).
 
-    Raises ``FileNotFoundError`` if it is missing and ``ValueError`` if it is corrupt, truncated or
-    not a dive-pyro checkpoint.
+    Raises ``FileNotFoundError`` if it is missing and ``ValueError`` naming the file if it is
+    corrupt, truncated, fails its content checksum, or is not a dive-pyro checkpoint. A checkpoint
+    written before checksums existed loads with a one-line note (logged) that it is unverified.
     """
     path = Path(path)
     if not path.is_file():
@@ -169,7 +198,52 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise ValueError(f"checkpoint {str(path)!r} is incomplete: missing {', '.join(missing)}")
+    if "checksum" not in state:
+        _log.warning(
+            "note: checkpoint %r has no content checksum (written by an older dive-pyro): not verified", str(path)
+        )
+    elif state["checksum"] != content_checksum(state):
+        raise ValueError(
+            f"checkpoint {str(path)!r} failed its integrity check: the content checksum does not match, so "
+            "the file was changed or damaged after it was written; use another copy (e.g. a numbered "
+            "checkpoint-*.pt) or retrain"
+        )
     return state
+
+
+def check_finite_weights(state: dict, *, path: str | Path = "") -> None:
+    """``ValueError`` naming the first model/guide tensor with NaN or inf values."""
+    for part in ("model", "guide"):
+        for key, value in state[part].items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(
+                    f"checkpoint {str(path)!r} holds non-finite {part} weights ({key!r} has NaN or inf "
+                    "values); it is not a usable model"
+                )
+
+
+def load_weights(module: torch.nn.Module, weights: dict, *, part: str, path: str | Path = "") -> None:
+    """``module.load_state_dict(weights)`` with a ``ValueError`` naming the missing, unexpected or
+    mis-sized key and the checkpoint file instead of torch's raw ``RuntimeError``."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    where = f"checkpoint {str(path)!r}" if path else "checkpoint"
+
+    def listed(keys: list[str]) -> str:
+        return repr(keys[0]) + (f" (and {len(keys) - 1} more)" if len(keys) > 1 else "")
+
+    if missing:
+        raise ValueError(f"{where}: its {part} weights lack key {listed(missing)} that this network has")
+    if unexpected:
+        raise ValueError(f"{where}: its {part} weights have key {listed(unexpected)} that this network lacks")
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{where}: its {part} weights do not fit this run's network "
+            f"(different sizes in [model]?): {str(exc).splitlines()[-1].strip()}"
+        ) from exc
 
 
 def _diff(a: dict, b: dict) -> list[str]:
@@ -198,9 +272,10 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
 
 def _with_defaults(model_config: dict[str, Any]) -> dict[str, Any]:
     """``model_config`` with every unset :class:`DiveConfig` field at its default (so leaving a key
-    out and setting it to its default compare equal); tuples as lists, as TOML reads them."""
-    from dive_pyro.core.config import DiveConfig
+    out and setting it to its default compare equal); tuples as lists, as TOML reads them. Fields
+    that change only how the numbers are computed (``NUMERICS_ONLY``, e.g. ``kernels``) are left out."""
+    from dive_pyro.core.config import NUMERICS_ONLY, DiveConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(DiveConfig)}
     merged = {**defaults, **dict(model_config)}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items() if k not in NUMERICS_ONLY}

@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dive_pyro.inference.files import atomic_write_text
+
 __all__ = [
     "TrainConfig",
     "load_config",
@@ -87,6 +89,9 @@ class TrainConfig:
     # run
     device: str = "auto"
     seed: int = 0
+    # CPU threads (None: torch's default). Results are bit-for-bit reproducible for a fixed thread
+    # count only: torch splits float reductions by thread, so 1 and 2 threads differ in the last
+    # bits from step 1 on (a resume with another count is announced)
     num_threads: int | None = None
     out_dir: str = "runs/dive"
     max_seconds: float | None = None  # stop (with a checkpoint) after this much training time
@@ -175,8 +180,8 @@ class TrainConfig:
             raise bad("kl_start", "in (0, 1] (poutine scales must be positive)")
         if self.kl_warmup_steps < 0:
             raise bad("kl_warmup_steps", ">= 0")
-        if self.seed < 0:
-            raise bad("seed", "a non-negative integer")
+        if not 0 <= self.seed < 2**32:
+            raise bad("seed", "an integer in [0, 2**32 - 1] (numpy's and Pyro's seed range)")
         if self.num_threads is not None and self.num_threads < 1:
             raise bad("num_threads", "a positive integer or none")
         for name in ("checkpoint_every", "checkpoint_every_s", "max_seconds"):
@@ -423,10 +428,8 @@ def dump_toml(values: dict) -> str:
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write the resolved config as TOML (``load_config(path)`` reads it back unchanged)."""
-    path = Path(path)
-    path.write_text("# resolved dive-pyro training config\n" + dump_toml(config_to_dict(config)))
-    return path
+    """Write the resolved config as TOML, atomically (``load_config(path)`` reads it back unchanged)."""
+    return atomic_write_text(path, "# resolved dive-pyro training config\n" + dump_toml(config_to_dict(config)))
 
 
 # --------------------------------------------------------------------------- presets, overrides

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from dive_pyro.inference.files import atomic_write, atomic_write_text, disk_full_error, is_disk_full
 
 __all__ = ["RunLog", "read_log", "truncate_log", "plot_elbo", "LOG_NAME", "PLOT_NAME"]
 
@@ -22,10 +26,12 @@ def _clean(value: Any) -> Any:
 
 
 class RunLog:
-    """Writes one JSON object per logged step to ``out_dir/log.jsonl`` (appending, flushed per line,
-    so a killed run loses at most the line being written), mirrors scalars to TensorBoard when
-    ``torch.utils.tensorboard`` imports, and drives a tqdm bar. Disabled (no files, no bar) on
-    ranks other than 0.
+    """Writes one JSON object per logged step to ``out_dir/log.jsonl`` (appending, one ``write`` per
+    line, so a killed run loses at most the line being written; a line that a full disk cuts short is
+    cut off again, leaving whole lines only, and :class:`DiskFullError` is raised), mirrors scalars
+    to TensorBoard when ``torch.utils.tensorboard`` imports (events from ``start_step`` on, left by
+    an earlier attempt, are purged), and drives a tqdm bar. Disabled (no files, no bar) on ranks
+    other than 0.
     """
 
     def __init__(
@@ -40,8 +46,9 @@ class RunLog:
     ) -> None:
         self.enabled = enabled
         self.path = Path(out_dir) / LOG_NAME
-        self._file = open(self.path, "a", buffering=1) if enabled else None  # noqa: SIM115
-        self._writer = _tensorboard_writer(Path(out_dir) / "tensorboard") if enabled and tensorboard else None
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if enabled else None
+        self._tb_dir = Path(out_dir) / "tensorboard" if enabled and tensorboard else None
+        self._writer = _tensorboard_writer(self._tb_dir, start_step) if self._tb_dir else None
         self._bar = None
         if enabled and progress:
             from tqdm.auto import tqdm
@@ -52,7 +59,17 @@ class RunLog:
         """Append ``rec`` (must have ``step``) to the log and TensorBoard."""
         if not self.enabled:
             return
-        self._file.write(json.dumps({k: _clean(v) for k, v in rec.items()}, allow_nan=False) + "\n")
+        line = (json.dumps({k: _clean(v) for k, v in rec.items()}, allow_nan=False) + "\n").encode()
+        end = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            os.ftruncate(self._fd, end)  # whole lines only
+            if is_disk_full(exc):
+                raise disk_full_error(self.path, len(line), exc) from exc
+            raise
         if self._writer is not None and "loss" in rec:
             for key in ("loss", "loss_per_pixel", "lr", "kl_scale", "grad_norm", "seq_per_s"):
                 v = rec.get(key)
@@ -63,9 +80,12 @@ class RunLog:
         """Drop records with ``step >= before_step`` (rollback) and keep appending to the new file."""
         if not self.enabled:
             return
-        self._file.close()
+        os.close(self._fd)
         truncate_log(self.path, before_step)
-        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if self._writer is not None:  # later points replace the rolled-back ones
+            self._writer.close()
+            self._writer = _tensorboard_writer(self._tb_dir, before_step)
 
     def update(self, steps: int = 1, **postfix: Any) -> None:
         """Advance the bar and show ``postfix`` (e.g. loss per pixel, sequences/s)."""
@@ -89,9 +109,9 @@ class RunLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> RunLog:
         return self
@@ -100,28 +120,38 @@ class RunLog:
         self.close()
 
 
-def _tensorboard_writer(log_dir: Path):
-    """A ``SummaryWriter``, or ``None`` when TensorBoard is not installed (silently skipped)."""
+def _tensorboard_writer(log_dir: Path, start_step: int = 0):
+    """A ``SummaryWriter`` that purges earlier events at steps ``>= start_step`` (after a resume or
+    rollback), or ``None`` when TensorBoard is not installed (silently skipped)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from torch.utils.tensorboard import SummaryWriter
     except Exception:
         return None
-    return SummaryWriter(log_dir=str(log_dir))
+    return SummaryWriter(log_dir=str(log_dir), purge_step=start_step if start_step > 0 else None)
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """All complete records of a ``log.jsonl`` (a torn last line from a killed run is ignored)."""
+    """All records of a ``log.jsonl``. A torn last line (a killed run) is ignored; any other line
+    that is not UTF-8 JSON raises ``ValueError`` naming the file and line."""
     path = Path(path)
     if not path.is_file():
         return []
+    lines = path.read_bytes().split(b"\n")
     out = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if number == len(lines):  # no newline after it: the line a killed run was writing
+                continue
+            what = "is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else "is not valid JSON"
+            raise ValueError(
+                f"{path}:{number}: log line {what} ({exc}); the log is damaged - fix or delete that line"
+            ) from None
         if isinstance(rec, dict):
             out.append(rec)
     return out
@@ -134,9 +164,7 @@ def truncate_log(path: str | Path, before_step: int) -> None:
     if not path.is_file():
         return
     keep = [r for r in read_log(path) if int(r.get("step", -1)) < before_step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
 
 
 def plot_elbo(log_path: str | Path, png_path: str | Path, *, window: int = 50) -> Path | None:
@@ -159,5 +187,7 @@ def plot_elbo(log_path: str | Path, png_path: str | Path, *, window: int = 50) -
     ax.set_ylabel("-ELBO per pixel (nats)")
     ax.set_title("training loss")
     ax.legend(loc="upper right")
-    fig.savefig(png_path, dpi=100)
-    return Path(png_path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    data = png.getvalue()
+    return atomic_write(png_path, lambda f: f.write(data), needed=len(data))

@@ -10,8 +10,10 @@ the batch is ``batch_fn(derive_seed(seed, rank, s))`` and Pyro's RNGs are reseed
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -29,11 +31,12 @@ from dive_pyro.inference.anneal import KLAnneal, kl_beta, lr_factor, schedule_va
 from dive_pyro.inference.checkpoint import (
     CHECKPOINT_NAME,
     check_compatible,
+    check_finite_weights,
     check_variant,
     ensure_writable_dir,
     get_rng_state,
     load_checkpoint,
-    remove_stale_temp_files,
+    load_weights,
     save_checkpoint,
     set_rng_state,
 )
@@ -47,6 +50,7 @@ from dive_pyro.inference.distributed import (
     setup_distributed,
     teardown_distributed,
 )
+from dive_pyro.inference.files import DiskFullError, RunLock, remove_stale_temp_files
 from dive_pyro.inference.progress import LOG_NAME, PLOT_NAME, RunLog, plot_elbo, truncate_log
 
 __all__ = [
@@ -63,6 +67,9 @@ __all__ = [
 ]
 
 GUIDE_SCHEDULES = ("imputation_p", "appearance_dropout_p")
+# back-off (seconds) between attempts of a checkpoint or log write that hit a full disk
+WRITE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class TrainingDivergedError(RuntimeError):
@@ -169,22 +176,35 @@ def _params(*modules: torch.nn.Module) -> list[torch.Tensor]:
 
 
 class _StopFlag:
-    """First SIGINT/SIGTERM asks for a clean stop at the end of the step; a second SIGINT aborts."""
+    """First SIGINT/SIGTERM/SIGHUP asks for a clean stop at the end of the step. A second SIGINT
+    aborts the step being computed (inside :meth:`computing` only); at any other time, e.g. while
+    the stop-checkpoint is written, signals are only recorded, so no write is ever cut short."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.abortable = False
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
+        if self.requested and signum == signal.SIGINT and self.abortable:
+            self.abortable = False
             raise KeyboardInterrupt
         self.requested = True
+
+    @contextlib.contextmanager
+    def computing(self):
+        """The span in which a repeated Ctrl-C may abort the current step."""
+        self.abortable = True
+        try:
+            yield
+        finally:
+            self.abortable = False
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._old.items():
@@ -210,6 +230,7 @@ def fit(
     config: TrainConfig,
     *,
     batch_fn: Callable[[int], SceneBatch] | None = None,
+    on_step: Callable[[int, torch.nn.Module, torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Optimise ``-ELBO`` of ``model``/``guide`` by ``config``, with checkpoints, resume and fault handling.
 
@@ -218,6 +239,9 @@ def fit(
     loss or gradient skips the step; ``max_bad_steps`` in a row roll back once to the last
     checkpoint (with fresh particle noise), a second time raise :class:`TrainingDivergedError`.
     SIGINT/SIGTERM stop cleanly after writing a checkpoint (``result.interrupted``).
+    ``on_step(step, model, guide)``, if given, runs after each completed step (e.g. a validation
+    curve); it must leave the modules in training mode. The next step reseeds every RNG, so what it
+    draws does not change the run.
     """
     _check_local_params(model, guide)
     batch_fn = batch_fn or default_batch_fn(config)
@@ -229,7 +253,7 @@ def fit(
         torch.cuda.set_device(device)
     try:
         with local_params(), _StopFlag() as stop:
-            return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop).run()
+            return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop, on_step).run()
     finally:
         teardown_distributed(ctx)
 
@@ -237,8 +261,9 @@ def fit(
 class _Run:
     """State of one call of :func:`fit` (kept in one object so rollback can reset it)."""
 
-    def __init__(self, model, guide, elbo, config, batch_fn, ctx, device, stop) -> None:
+    def __init__(self, model, guide, elbo, config, batch_fn, ctx, device, stop, on_step=None) -> None:
         self.model, self.guide, self.elbo, self.config = model.to(device), guide.to(device), elbo, config
+        self.on_step = on_step
         self.batch_fn, self.ctx, self.device, self.stop = batch_fn, ctx, device, stop
         self.out_dir = Path(config.out_dir)
         self.ckpt_path = self.out_dir / CHECKPOINT_NAME
@@ -254,6 +279,9 @@ class _Run:
         self.optimizer = make_optimizer(self.params, config)
         self.anneal = KLAnneal()
         self.step, self.rollbacks, self.elapsed_before, self.bad_streak = 0, 0, 0.0, 0
+        self.lock: RunLock | None = None
+        self.log: RunLog | None = None
+        self.last_ckpt_step = 0
         self.result = TrainResult(self.out_dir, 0, self.num_steps, model=model, guide=guide)
 
     # ---------------------------------------------------------------- state
@@ -272,12 +300,13 @@ class _Run:
                 "elapsed_s": self._elapsed(),
                 "world_size": self.ctx.world_size,
                 "num_steps": self.num_steps,
+                "num_threads": torch.get_num_threads(),
             },
         }
 
     def _restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.guide.load_state_dict(state["guide"])
+        load_weights(self.model, state["model"], part="model", path=self.ckpt_path)
+        load_weights(self.guide, state["guide"], part="guide", path=self.ckpt_path)
         self.optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         self.step = int(state["step"])
@@ -301,15 +330,41 @@ class _Run:
         if not all(torch.isfinite(p).all() for p in self.params):
             raise TrainingDivergedError(f"parameters became non-finite by step {self.step}; checkpoint not written")
         if self.ctx.is_main:
-            save_checkpoint(self._state(), self.ckpt_path, keep=self.config.keep_checkpoints)
+            state = self._state()
+            self._retrying(lambda: save_checkpoint(state, self.ckpt_path, keep=self.config.keep_checkpoints))
         self.last_ckpt_time, self.last_ckpt_step = time.monotonic(), self.step
         self.result.checkpoint = self.ckpt_path
+
+    def _retrying(self, write: Callable[[], object]) -> None:
+        """``write()``, retried after each of :data:`WRITE_RETRY_DELAYS` while the disk is full; then
+        a :class:`DiskFullError` that says which checkpoint is intact and how many steps it lacks."""
+        for delay in (*WRITE_RETRY_DELAYS, None):
+            try:
+                write()
+                return
+            except DiskFullError as exc:
+                if delay is None:
+                    held = f"step {self.last_ckpt_step}" if self.ckpt_path.is_file() else "no step yet"
+                    raise DiskFullError(
+                        exc.errno,
+                        f"{exc.strerror}. Training stopped at step {self.step}; {self.ckpt_path} holds {held} "
+                        f"({self.step - self.last_ckpt_step} steps not saved): free space, then resume=true",
+                    ) from exc
+                self._message(f"{exc.strerror}; retrying in {delay:g} s")
+                time.sleep(delay)
+
+    def _message(self, text: str) -> None:
+        if self.log is not None:
+            self.log.message(text)
+        elif self.ctx.is_main:
+            print(text, file=sys.stderr, flush=True)
 
     # ---------------------------------------------------------------- setup
     def _prepare_out_dir(self) -> dict | None:
         cfg = self.config
         if self.ctx.is_main:
             ensure_writable_dir(self.out_dir)
+            self.lock = RunLock(self.out_dir).acquire()  # before anything in the folder is touched
             remove_stale_temp_files(self.out_dir)
             exists = self.ckpt_path.is_file()
             if cfg.resume and not exists:
@@ -331,6 +386,7 @@ class _Run:
             return None
         state = load_checkpoint(self.ckpt_path, map_location=self.device)
         check_compatible(state, cfg.variant, config_to_dict(cfg)["model"], path=self.ckpt_path)
+        check_finite_weights(state, path=self.ckpt_path)
         return state
 
     def _warm_start(self, path: Path) -> str:
@@ -338,27 +394,36 @@ class _Run:
         the line that announces it."""
         state = load_checkpoint(path, map_location=self.device)
         check_variant(state, self.config.variant, path=path)
+        check_finite_weights(state, path=path)
         for name, module in (("model", self.model), ("guide", self.guide)):
-            try:
-                module.load_state_dict(state[name])
-            except RuntimeError as exc:
-                raise ValueError(
-                    f"init_from checkpoint {str(path)!r}: its {name} weights do not fit this run's network "
-                    f"(different sizes in [model]?): {str(exc).splitlines()[-1].strip()}"
-                ) from exc
+            load_weights(module, state[name], part=name, path=path)
         return f"starting from the weights of {path} (step {int(state['step'])})"
 
     def _announce_resume(self, state: dict) -> None:
         old, new = state["config"], config_to_dict(self.config)
         # the resolved model config is equal by now (check_compatible), however its keys are spelled
         changed = [k for k in new if k not in ("resume", "overwrite", "model") and old.get(k) != new[k]]
+        threads = state.get("extra", {}).get("num_threads")
         self.log.message(
             f"resuming from {self.ckpt_path} at step {self.step}/{self.num_steps}"
             + (f"; changed settings: {', '.join(changed)}" if changed else "")
         )
+        if threads is not None and threads != torch.get_num_threads():
+            self.log.message(
+                f"note: the checkpoint was written with {threads} CPU threads, this run uses "
+                f"{torch.get_num_threads()}; float sums then differ in the last bits, so the resumed run "
+                "matches an uninterrupted one statistically, not bit for bit (set num_threads to match)"
+            )
 
     # ---------------------------------------------------------------- loop
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _run(self) -> TrainResult:
         cfg = self.config
         warm_start = None
         if cfg.init_from is not None and not cfg.resume:  # before _prepare_out_dir touches an old run
@@ -405,7 +470,10 @@ class _Run:
             self.result.step, self.result.elapsed_s = self.step, self._elapsed()
             self.log.close()
         if self.ctx.is_main and self.step > 0:
-            plot_elbo(self.out_dir / LOG_NAME, self.out_dir / PLOT_NAME)
+            try:
+                plot_elbo(self.out_dir / LOG_NAME, self.out_dir / PLOT_NAME)
+            except DiskFullError as exc:  # the checkpoint and log are safe; the picture can wait
+                self._message(f"ELBO plot not written: {exc.strerror}")
         return self.result
 
     def _loop(self) -> None:
@@ -413,7 +481,8 @@ class _Run:
         while self.step < self.num_steps:
             in_update = False
             try:
-                record, stop_requested = self._one_step()
+                with self.stop.computing():
+                    record, stop_requested = self._one_step()
                 in_update = True
                 if not record["skipped"]:
                     self.optimizer.step()
@@ -426,8 +495,10 @@ class _Run:
                 return
             self.step += 1
             self.result.losses.append(record["loss"])
+            if self.on_step is not None and not record["skipped"]:
+                self.on_step(self.step, self.model, self.guide)
             if (self.step - 1) % cfg.log_every == 0 or record["skipped"]:
-                self.log.record(record)
+                self._retrying(functools.partial(self.log.record, record))
             self.log.update(**{"nelbo_px": f"{record['loss_per_pixel']:.4g}", "seq/s": f"{record['seq_per_s']:.0f}"})
             if record["skipped"]:
                 self._handle_bad_step(record)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation.tables import evaluate_frames
-from dive_pyro.inference.checkpoint import load_checkpoint
+from dive_pyro.inference.checkpoint import check_finite_weights, load_checkpoint, load_weights
 from dive_pyro.inference.config import TrainConfig, config_from_dict
 from dive_pyro.inference.data_sources import REAL_SCENARIOS, window_pool
 from dive_pyro.inference.posterior import reconstruct
@@ -49,19 +49,27 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     from dive_pyro.inference.registry import build
 
     state = load_checkpoint(path, map_location=device)
+    check_finite_weights(state, path=path)
     config = config_from_dict(state["config"])
     with local_params():
         model, guide, elbo = build(config.variant, **config.model)
-    model.load_state_dict(state["model"])
-    guide.load_state_dict(state["guide"])
+    load_weights(model, state["model"], part="model", path=path)
+    load_weights(guide, state["guide"], part="guide", path=path)
     model.to(device).eval()
     guide.to(device).eval()
     return TrainedModel(model, guide, elbo, config, int(state["step"]))
 
 
-def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_sequences: int = 1024) -> SceneBatch:
-    """The fixed test set of ``scenario`` (default: the training scenario) at the model's resolution."""
-    from dive_pyro.data import fixed_test_set
+def fixed_test_set_for(
+    config: TrainConfig, scenario: str | None = None, num_sequences: int = 1024, *, split: str = "test"
+) -> SceneBatch:
+    """The fixed test set of ``scenario`` (default: the training scenario) at the model's resolution;
+    ``split="validation"``: the validation set instead (same held-out digits, other videos), for
+    model selection and learning curves."""
+    from dive_pyro.data import fixed_test_set, validation_set
+
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
 
     options = config.data_options()
     scenario = scenario or config.scenario
@@ -70,6 +78,8 @@ def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_seq
             raise ValueError(
                 f"the model was trained on {config.scenario!r}; its data options do not describe {scenario!r}"
             )
+        if split != "test":
+            raise ValueError(f"{scenario!r} has no separate validation set here")
         return window_pool(scenario, options, "test")[:num_sequences]
     factor = options.pop("downsample", 1)
     if scenario != config.scenario:  # scenario-specific options belong to the training scenario
@@ -78,7 +88,8 @@ def fixed_test_set_for(config: TrainConfig, scenario: str | None = None, num_seq
             for k, v in options.items()
             if k in ("frame_size", "num_frames", "num_observed", "num_objects", "step_length")
         }
-    return fixed_test_set(scenario, num_sequences=num_sequences, **options).downsample(factor)
+    make = fixed_test_set if split == "test" else validation_set
+    return make(scenario, num_sequences=num_sequences, **options).downsample(factor)
 
 
 @torch.no_grad()

@@ -28,7 +28,8 @@ from pyro.nn import PyroModule
 
 from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
-from dive_pyro.core.structure import Plates, check_batch, missingness_from_gaussian, pose_transition
+from dive_pyro.core.stn import place_and_sum
+from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
 from dive_pyro.data.batch import SceneBatch
 
 __all__ = ["DiveModel"]
@@ -40,8 +41,14 @@ class DiveModel(PyroModule):
     """DIVE's generative model ``p(y^{1:K}, x^{K+1:T}, z)``; ``forward(batch)`` returns the
     rendered frames ``(B, T, 1, H, W)`` (reconstructions for t < K, predictions after)."""
 
-    def __init__(self, config: DiveConfig | None = None) -> None:
-        super().__init__(name="model")  # distinct param-store prefix from the guide's
+    #: True where the model sums discrete missingness out (``TraceEnum_ELBO``): posterior draws of
+    #: it then come from ``pyro.infer.infer_discrete``, not from the guide.
+    enumerates_missingness = False
+
+    def __init__(self, config: DiveConfig | None = None, name: str | None = None) -> None:
+        # param-store prefix: "model" for the first instance of the process, then "model_2", ...
+        # (see dive_pyro.core.structure.instance_name), distinct from the guide's
+        super().__init__(name=name or instance_name("model"))
         self.config = config = config if config is not None else DiveConfig()
         self.decoder = ConvDecoder(config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm)
         dcgan_init(self.decoder, config.init_std)
@@ -97,10 +104,15 @@ class DiveModel(PyroModule):
 
     def render_objects(self, z_a: torch.Tensor, z_p: torch.Tensor) -> torch.Tensor:
         """Each object alone, ``T(f_dec(z_a); z_p)``: ``(B, N, T, h)``, ``(B, N, T, 3)`` →
-        ``(B, N, T, 1, H, W)``; one decoder/grid_sample call for all B·N·T sprites."""
+        ``(B, N, T, 1, H, W)``; one decoder/placement call for all B·N·T sprites."""
+        sprites = self.decode(z_a)
+        method = "affine_grid" if self.config.kernels == "reference" else "separable"
+        return place_sprites(sprites, z_p, self.config.frame_size, method=method)
+
+    def decode(self, z_a: torch.Tensor) -> torch.Tensor:
+        """Sprites ``f_dec(z_a)``: ``(..., h)`` → ``(..., 1, o, o)`` (paper Eq. 10)."""
         sprites = self.decoder(z_a.reshape(-1, z_a.shape[-1]))
-        sprites = sprites.reshape(*z_a.shape[:-1], *sprites.shape[1:])
-        return place_sprites(sprites, z_p, self.config.frame_size)
+        return sprites.reshape(*z_a.shape[:-1], *sprites.shape[1:])
 
     @staticmethod
     def composite(components: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -111,14 +123,32 @@ class DiveModel(PyroModule):
             components = weight[..., None, None, None] * components
         return components.sum(-5).clamp(max=1.0)
 
+    def appearance_per_frame(self, z_a: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The ``z_a`` site's value as one appearance per object and frame ``(..., N, T, h)``
+        (already so here; variants with a static appearance repeat it over time)."""
+        if z_a.shape[-2] != num_frames:
+            raise ValueError(f"z_a has {z_a.shape[-2]} frames, expected {num_frames}")
+        return z_a
+
+    def render_frames(
+        self, z_a: torch.Tensor, z_p: torch.Tensor, weight: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input and future frames ``(..., B, K, 1, H, W)``, ``(B, T − K, 1, H, W)`` (paper Eq. 10):
+        ``weight`` ``(..., B, N, K)`` multiplies each object on the K input frames; objects are
+        always present in the future (paper §3.3). Equal to :meth:`render_objects` followed by
+        :meth:`composite`; with ``kernels="fast"`` the object sum is fused into the placement."""
+        K = weight.shape[-1]
+        if self.config.kernels == "reference" or weight.dim() > 3:  # enumerated z_m: per-object frames
+            components = self.render_objects(z_a, z_p)
+            return self.composite(components[:, :, :K], weight), self.composite(components[:, :, K:], None)
+        sprites, H = self.decode(z_a), self.config.frame_size
+        frames_in = place_and_sum(sprites[:, :, :K], z_p[:, :, :K], weight, H).clamp(max=1.0)
+        return frames_in, place_and_sum(sprites[:, :, K:], z_p[:, :, K:], None, H).clamp(max=1.0)
+
     def render(self, z_a: torch.Tensor, z_p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Frames ``(B, T, 1, H, W)`` from latents: ``present`` ``(B, N, K)`` weights the K input
         frames; objects are always present in the future (paper §3.3)."""
-        K = present.shape[-1]
-        components = self.render_objects(z_a, z_p)
-        return torch.cat(
-            [self.composite(components[:, :, :K], present), self.composite(components[:, :, K:], None)], -4
-        )
+        return torch.cat(self.render_frames(z_a, z_p, present), -4)
 
     # ------------------------------------------------------------------ latent blocks
     def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,7 +187,6 @@ class DiveModel(PyroModule):
     # ------------------------------------------------------------------ the program
     def forward(self, batch: SceneBatch) -> torch.Tensor:
         plates = Plates.make(*check_batch(batch, self.config), device=batch.device)
-        K = plates.K
         with plates.videos:
             z_m, weight = self.sample_missingness(plates)
             enumerated = z_m.dim() > 3  # model-side enumeration (dive-enum) adds leading dims
@@ -167,12 +196,10 @@ class DiveModel(PyroModule):
             with plates.objects:
                 z_p = self.sample_pose(plates)
                 z_a = self.sample_appearance(plates)
-            components = self.render_objects(z_a, z_p)
-            frames_in = self.composite(components[:, :, :K], weight)
-            frames_future = self.composite(components[:, :, K:], None)
+            frames_in, frames_future = self.render_frames(z_a, z_p, weight)
             self.observe(plates, frames_in, frames_future, batch)
         if enumerated:
             return frames_in
         # outside the plates, so a trace holds plain (B, T, 1, H, W) frames (Predictive left-pads
-        # such sites to max_plate_nesting; dive_pyro.models.sample_posterior does not)
+        # such sites to max_plate_nesting; dive_pyro.inference.sample_posterior does not)
         return pyro.deterministic("frames", torch.cat([frames_in, frames_future], -4))

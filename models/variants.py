@@ -31,7 +31,11 @@ class DdpaeModel(DiveModel):
 
     def sample_appearance(self, plates: Plates) -> torch.Tensor:
         z_a = pyro.sample("z_a", self.appearance_prior((plates.B, plates.N, 1)))  # outside the time plate
-        return z_a.expand(*z_a.shape[:-2], plates.T, z_a.shape[-1])
+        return self.appearance_per_frame(z_a, plates.T)
+
+    def appearance_per_frame(self, z_a: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The static ``z_a`` ``(..., N, 1, h)`` repeated over the ``num_frames`` frames."""
+        return z_a.expand(*z_a.shape[:-2], num_frames, z_a.shape[-1])
 
 
 class BernoulliDiveModel(DiveModel):
@@ -66,6 +70,8 @@ class EnumDiveModel(BernoulliDiveModel):
     input frames are observed inside the ``input_time`` plate (site ``obs_input``, frames are
     independent given the latents), the future ones in ``videos`` only (``obs_future``).
     """
+
+    enumerates_missingness = True
 
     def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         B, K = plates.B, plates.K

@@ -17,6 +17,7 @@ from dive_pyro.cli.commands import (
     cmd_demo,
     cmd_evaluate,
     cmd_generate,
+    cmd_impute,
     cmd_sample,
     cmd_train,
 )
@@ -61,6 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", type=writable_file, default=None)
     _add_progress(e)
     e.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser(
+        "impute",
+        help="repair a video with a trained model and predict its future",
+        description="Keep every observed pixel, add the objects the posterior marks missing (and fill "
+        "hidden pixels) from the model's rendering, and predict the future frames. INPUT: a .npy of "
+        "frames (T, H, W), (T, 1, H, W), (B, T, H, W) or (B, T, 1, H, W), floats in [0, 1] or uint8, "
+        "at the model's frame size; only the first K (num_observed) frames are read.",
+    )
+    i.add_argument("--checkpoint", type=Path, required=True)
+    i.add_argument("--input", type=Path, required=True, help=".npy video")
+    i.add_argument("--visible", type=Path, default=None, help=".npy bool mask like INPUT (False: pixel not observed)")
+    i.add_argument("--out", type=writable_file, required=True, help=".npy output (B, T, 1, H, W), float32")
+    i.add_argument("--png", type=writable_file, default=None, help="also draw video 0 as a frame grid")
+    i.add_argument("--gif", type=writable_file, default=None, help="also write video 0 as an animated GIF")
+    i.add_argument("--sample", action="store_true", help="one posterior draw instead of the posterior mean")
+    i.set_defaults(func=cmd_impute)
 
     _add_model_commands(sub)
     return parser
@@ -157,8 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from dive_pyro.inference.files import DiskFullError, RunFolderBusyError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
-        print(f"dive-pyro {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, TypeError, RunFolderBusyError, DiskFullError) as exc:
+        text = exc.strerror if isinstance(exc, DiskFullError) else exc
+        print(f"dive-pyro {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training installs its own handler (imports, data, model building)
+        print(f"dive-pyro {args.command}: interrupted before any work was saved", file=sys.stderr)
+        return 130

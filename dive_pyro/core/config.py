@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-__all__ = ["DiveConfig", "LIKELIHOODS", "MISSINGNESS_MODES", "PREDICT_INITS", "TINY"]
+__all__ = ["DiveConfig", "KERNELS", "LIKELIHOODS", "MISSINGNESS_MODES", "PREDICT_INITS", "TINY"]
 
 LIKELIHOODS = ("normal", "bernoulli", "continuous_bernoulli")
 MISSINGNESS_MODES = ("straight_through", "soft", "official")
 PREDICT_INITS = ("own", "official")
+# How the same numbers are computed: "fast" (separable sprite placement with the object sum fused,
+# broadcast crop grids, scalar-sd likelihood, ...) or "reference" (F.affine_grid + F.grid_sample as
+# the official code). Same model, same parameters, same loss up to rounding (tests/core/test_stn.py).
+KERNELS = ("fast", "reference")
+# DiveConfig fields that change how, not what, is computed: checkpoints ignore them when comparing.
+NUMERICS_ONLY = ("kernels",)
 
 # A tiny configuration for fast tests (``build(name, **TINY)``): 8×8 frames, 4×4 sprites, N = 2,
 # T = 3, K = 2, narrow nets, s0 = 2 (a sprite then covers 4×4 pixels).
@@ -74,6 +80,8 @@ class DiveConfig:
     stateful_lstm2: bool = True  # carry LSTM2 state (official: stateless, bug), dive_reference §6.6
     # --- ELBO (dive_reference §3)
     num_particles: int = 1  # Trace_ELBO particles, dive_reference §3
+    # --- numerics only (same model and loss up to rounding)
+    kernels: str = "fast"  # one of KERNELS; "reference" is the affine_grid path of the official code
 
     def __post_init__(self) -> None:
         positive = ("frame_size", "object_size", "num_objects", "num_frames", "num_observed", "ngf")
@@ -109,6 +117,7 @@ class DiveConfig:
             ("likelihood", LIKELIHOODS),
             ("missingness", MISSINGNESS_MODES),
             ("predict_init", PREDICT_INITS),
+            ("kernels", KERNELS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DiveConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -3,7 +3,7 @@
 * :class:`ConvEncoder` / :class:`ConvDecoder`: DCGAN-style image encoder and sprite decoder
   (official sizes: frame encoder 64² → 256, object encoder 32² → 128, decoder 128 → 32²);
 * the spatial transformer: :func:`place_sprites` (``T`` in Eq. 10) and :func:`crop_objects`
-  (``T⁻¹`` in Eq. 6), both driven by a pose ``(s, x, y)``;
+  (``T⁻¹`` in Eq. 6), both driven by a pose ``(s, x, y)`` (defined in :mod:`dive_pyro.core.stn`);
 * :func:`constrain_pose`, the official pose constraint, and :func:`pose_to_pixels`;
 * :class:`NormalHead` (features → ``(loc, scale)``) and :class:`MLP`;
 * :func:`dcgan_init`, the official weight initialisation.
@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dive_pyro.core.stn import ALIGN_CORNERS, crop_objects, place_sprites
+
 __all__ = [
     "ALIGN_CORNERS",
     "ConvEncoder",
@@ -31,12 +33,6 @@ __all__ = [
     "place_sprites",
     "pose_to_pixels",
 ]
-
-# The official code calls affine_grid/grid_sample without align_corners, whose meaning changed in
-# PyTorch 1.3 (dive_reference §2.3). We choose False explicitly: normalised coordinates then refer to
-# pixel *edges*, so a sprite of o pixels placed at scale s = H / o covers exactly o frame pixels and
-# crop(place(sprite)) is exact when pixel centres line up (tests/test_nets.py checks both).
-ALIGN_CORNERS = False
 
 
 def _num_halvings(size: int, name: str) -> int:
@@ -157,50 +153,6 @@ def constrain_pose(raw: torch.Tensor, s0: float, scale_range: float = 1.0) -> to
     ``(x, y) ← tanh(x, y) · (s − 0.5)``, which keeps the object centre inside the frame."""
     s = raw[..., :1].clamp(s0 - scale_range, s0 + scale_range)
     return torch.cat([s, torch.tanh(raw[..., 1:]) * (s - 0.5)], dim=-1)
-
-
-def _theta(pose: torch.Tensor, inverse: bool) -> torch.Tensor:
-    """Affine matrices ``(M, 2, 3)`` from poses ``(M, 3)``.
-
-    Placement samples the sprite at ``q = s·p + (x, y)`` for frame location ``p`` (normalised
-    coordinates), i.e. ``[[s, 0, x], [0, s, y]]``; cropping is the inverse map
-    ``[[1/s, 0, −x/s], [0, 1/s, −y/s]]`` (dive_reference §2.3).
-    """
-    s, x, y = pose.unbind(-1)
-    zero = torch.zeros_like(s)
-    if inverse:
-        rows = [torch.stack([1 / s, zero, -x / s], -1), torch.stack([zero, 1 / s, -y / s], -1)]
-    else:
-        rows = [torch.stack([s, zero, x], -1), torch.stack([zero, s, y], -1)]
-    return torch.stack(rows, -2)
-
-
-def place_sprites(sprites: torch.Tensor, pose: torch.Tensor, frame_size: int) -> torch.Tensor:
-    """Spatial transformer ``T(sprite; pose)`` (paper Eq. 10): sprites ``(..., C, o, o)`` placed
-    at poses ``(..., 3)`` in frames ``(..., C, H, H)`` (bilinear, zero outside the sprite).
-
-    The object appears ``H/s`` pixels wide (``o`` pixels when ``s = H/o``), centred at normalised
-    coordinates ``−(x, y)/s`` (see :func:`pose_to_pixels`).
-    """
-    lead = sprites.shape[:-3]
-    c, o = sprites.shape[-3], sprites.shape[-1]
-    flat = sprites.reshape(-1, c, o, o)
-    theta = _theta(pose.reshape(-1, 3), inverse=False).to(flat.dtype)
-    grid = F.affine_grid(theta, [flat.shape[0], c, frame_size, frame_size], align_corners=ALIGN_CORNERS)
-    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
-    return out.reshape(*lead, c, frame_size, frame_size)
-
-
-def crop_objects(frames: torch.Tensor, pose: torch.Tensor, object_size: int) -> torch.Tensor:
-    """Inverse spatial transformer ``T⁻¹(y; pose)`` (paper Eq. 6): frames ``(..., C, H, W)`` and
-    poses ``(..., 3)`` → rectified object crops ``(..., C, o, o)``."""
-    lead = frames.shape[:-3]
-    c, h, w = frames.shape[-3:]
-    flat = frames.reshape(-1, c, h, w)
-    theta = _theta(pose.reshape(-1, 3), inverse=True).to(flat.dtype)
-    grid = F.affine_grid(theta, [flat.shape[0], c, object_size, object_size], align_corners=ALIGN_CORNERS)
-    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
-    return out.reshape(*lead, c, object_size, object_size)
 
 
 def pose_to_pixels(pose: torch.Tensor, frame_size: int) -> torch.Tensor:

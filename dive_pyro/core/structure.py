@@ -14,6 +14,7 @@ dims. Model-side enumeration (``dive-enum``) uses dims -4, -5, ... for its enume
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pyro
@@ -28,12 +29,29 @@ __all__ = [
     "Plates",
     "check_batch",
     "from_video_event",
+    "instance_name",
     "missingness_from_gaussian",
     "pose_transition",
     "to_video_event",
 ]
 
 MAX_PLATE_NESTING = 3
+
+_COUNTERS: dict[str, itertools.count] = {}
+
+
+def instance_name(role: str) -> str:
+    """A param-store prefix no other instance of this process uses: ``role`` for the first
+    instance (``"model"``, ``"guide"``), then ``role_2``, ``role_3``, ...
+
+    Under Pyro's global param store, two ``PyroModule``s with one name share their store entries
+    and the stored ones win: the second model would run on its own weights while ``SVI`` steps the
+    first one's, so it silently never trains. Unique names let any number of models (e.g. two
+    variants in one notebook) train side by side, with or without ``module_local_params``; the
+    names do not enter ``state_dict`` keys, so checkpoints are unaffected.
+    """
+    n = next(_COUNTERS.setdefault(role, itertools.count(1)))
+    return role if n == 1 else f"{role}_{n}"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ against the generator's ground truth (:mod:`.diagnostics`, :mod:`.report`), figu
 (:mod:`.plots`) and the ArviZ view (:mod:`.arviz_view`, the only module that imports ArviZ).
 """
 
-from dive_pyro.posterior.export import LATENT_SITES, load_posterior, sample_posterior, save_posterior
+from dive_pyro.posterior.export import LATENT_SITES, load_posterior, sample_posterior, save_posterior, to_datatree
 from dive_pyro.posterior.report import check_posterior, check_tree, sbc, write_check_report
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "sample_posterior",
     "save_posterior",
     "sbc",
+    "to_datatree",
     "write_check_report",
 ]

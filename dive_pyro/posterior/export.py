@@ -1,10 +1,11 @@
 """Posterior samples of a DIVE model as an ``xarray.DataTree`` with named dims.
 
-:func:`sample_posterior` draws ``S`` guide samples with :class:`pyro.infer.Predictive`, replays
-them through the model and returns groups
+:func:`sample_posterior` = :func:`dive_pyro.inference.sample_posterior` (the project's one
+drawing path, every variant) + :func:`to_datatree` (conversion only). Groups:
 
-* ``posterior``: ``x_m``, ``z_m`` (1 = missing, paper Eq. 4), ``present``, ``z_p`` (scale, x, y in
-  spatial-transformer units), ``position`` (object centre in pixels), ``z_a`` (appearance);
+* ``posterior``: ``z_m`` (1 = missing, paper Eq. 4), ``present``, ``z_p`` (scale, x, y in
+  spatial-transformer units), ``position`` (object centre in pixels), ``z_a`` (appearance) and,
+  for variants with a Gaussian missingness latent, ``x_m``;
 * ``posterior_predictive``: ``frames`` (the model's frames: reconstructions for t < K without the
   objects it judged missing, predictions after) and ``imputed`` (every object drawn in every
   frame); optionally ``objects`` (each object alone);
@@ -25,15 +26,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pyro
 import torch
 import xarray as xr
-from pyro.infer import Predictive
 
+from dive_pyro.core.config import DiveConfig
 from dive_pyro.core.nets import pose_to_pixels
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.inference.posterior import sample_posterior as draw_posterior
 
-__all__ = ["sample_posterior", "save_posterior", "load_posterior", "LATENT_SITES"]
+__all__ = ["sample_posterior", "to_datatree", "save_posterior", "load_posterior", "LATENT_SITES"]
 
 LATENT_SITES = ("x_m", "z_m", "present", "z_p", "z_a")
 
@@ -42,20 +43,12 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
-def _reshape(value: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor:
-    """Drop Predictive's left padding: ``value`` must hold exactly ``prod(shape)`` elements."""
-    if value.numel() != int(np.prod(shape)):
-        raise ValueError(f"site {name!r} has shape {tuple(value.shape)}, expected {shape} up to padding")
-    return value.reshape(shape)
-
-
 def _pad_future(x: torch.Tensor, T: int, fill: float) -> torch.Tensor:
     """``(..., K)`` → ``(..., T)`` filled with ``fill`` on the future frames."""
     K = x.shape[-1]
     return torch.cat([x, x.new_full((*x.shape[:-1], T - K), fill)], -1)
 
 
-@torch.no_grad()
 def sample_posterior(
     model: torch.nn.Module,
     guide: torch.nn.Module,
@@ -67,57 +60,39 @@ def sample_posterior(
     include_objects: bool = False,
     variant: str | None = None,
 ) -> xr.DataTree:
-    """``num_samples`` posterior draws for every video of ``batch`` as a DataTree (see module doc).
+    """``num_samples`` posterior draws for every video of ``batch`` as a DataTree (see module doc);
+    drawing as in :func:`dive_pyro.inference.sample_posterior` (eval mode, private stream if
+    ``seed``, ``parallel`` tiling)."""
+    draws = draw_posterior(
+        model, guide, batch, num_samples, seed=seed, include_objects=include_objects, parallel=parallel
+    )
+    attrs = {
+        "variant": variant or type(model).__name__,
+        "seed": -1 if seed is None else seed,
+        "parallel": int(parallel),
+    }
+    return to_datatree(draws, batch, model.config, attrs)
 
-    The guide runs in eval mode (no imputation mixing or appearance dropout); its mode is restored.
-    ``parallel=False`` runs the guide and model once per sample; ``parallel=True`` runs them once on
-    the batch tiled ``num_samples`` times along the video dim (sample-major: one pass, ``S·B`` videos
-    in memory). Pyro's own ``Predictive(parallel=True)`` cannot be used: the guide's encoders do not
-    vectorise over an extra left sample dim.
-    """
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-    if not isinstance(parallel, bool):
-        raise TypeError(f"parallel must be a bool, got {parallel!r}")
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    was_training = guide.training, model.training
-    guide.eval()
-    model.eval()
-    S, (B, T, _, H, W), N, K = num_samples, batch.observed.shape, batch.num_objects, batch.num_observed
-    cfg = model.config
-    try:
-        sites = [*LATENT_SITES, "frames"]
-        if parallel:  # row s * B + b of the tiled batch is draw s of video b
-            draws = Predictive(model, guide=guide, num_samples=1, return_sites=sites)(SceneBatch.cat([batch] * S))
-        else:
-            draws = Predictive(model, guide=guide, num_samples=num_samples, return_sites=sites)(batch)
-        z_p = _reshape(draws["z_p"], (S, B, N, T, 3), "z_p")
-        z_a = draws["z_a"]
-        z_a = _reshape(z_a, (S, B, N, z_a.numel() // (S * B * N * cfg.appearance_dim), cfg.appearance_dim), "z_a")
-        z_a = z_a.expand(S, B, N, T, cfg.appearance_dim)  # DDPAE: one appearance per object
-        frames = _reshape(draws["frames"], (S, B, T, 1, H, W), "frames")[:, :, :, 0]
-        # rendered in eval mode too (BatchNorm running statistics), like the frames above
-        components = model.render_objects(z_a.reshape(S * B, *z_a.shape[2:]), z_p.reshape(S * B, *z_p.shape[2:]))
-        components = components.reshape(S, B, *components.shape[1:])  # (S, B, N, T, 1, H, W)
-        imputed = model.composite(components, None)[:, :, :, 0].clamp(0, 1)
-    finally:
-        guide.train(was_training[0])
-        model.train(was_training[1])
 
+@torch.no_grad()
+def to_datatree(
+    draws: dict[str, torch.Tensor], batch: SceneBatch, config: DiveConfig, attrs: dict | None = None
+) -> xr.DataTree:
+    """Convert the draws of :func:`dive_pyro.inference.sample_posterior` for ``batch`` into the
+    DataTree of the module doc; ``attrs`` are added to the tree's attributes."""
+    S, (B, T, _, H, W), N, K = draws["z_p"].shape[0], batch.observed.shape, batch.num_objects, batch.num_observed
+    z_p, z_m = draws["z_p"], draws["z_m"]
     time_coords = {"time": np.arange(T), "is_future": ("time", np.arange(T) >= K)}
     v_o_t = ("sample", "video", "object", "time")
     post: dict[str, tuple] = {
         "z_p": ((*v_o_t, "pose_dim"), _np(z_p)),
-        "position": ((*v_o_t, "xy"), _np(pose_to_pixels(z_p, cfg.frame_size))),
-        "z_a": ((*v_o_t, "app_dim"), _np(z_a)),
+        "position": ((*v_o_t, "xy"), _np(pose_to_pixels(z_p, config.frame_size))),
+        "z_a": ((*v_o_t, "app_dim"), _np(draws["z_a"])),
+        "z_m": (v_o_t, _np(_pad_future(z_m, T, 0.0))),
+        "present": (v_o_t, _np(_pad_future(draws["present"], T, 1.0))),
     }
-    if "z_m" in draws:  # variants without missingness (ddpae) have no such sites
-        z_m = _reshape(draws["z_m"], (S, B, N, K), "z_m")
-        post["z_m"] = (v_o_t, _np(_pad_future(z_m, T, 0.0)))
-        post["present"] = (v_o_t, _np(_pad_future(1 - z_m, T, 1.0)))
     if "x_m" in draws:
-        post["x_m"] = (v_o_t, _np(_pad_future(_reshape(draws["x_m"], (S, B, N, K), "x_m"), T, float("nan"))))
+        post["x_m"] = (v_o_t, _np(_pad_future(draws["x_m"], T, float("nan"))))
     coords = {
         "sample": np.arange(S),
         "video": np.arange(B),
@@ -125,16 +100,16 @@ def sample_posterior(
         **time_coords,
         "pose_dim": ["scale", "x", "y"],
         "xy": ["x", "y"],
-        "app_dim": np.arange(cfg.appearance_dim),
+        "app_dim": np.arange(config.appearance_dim),
         "y": np.arange(H),
         "x": np.arange(W),
     }
     predictive = {
-        "frames": (("sample", "video", "time", "y", "x"), _np(frames.clamp(0, 1))),
-        "imputed": (("sample", "video", "time", "y", "x"), _np(imputed)),
+        "frames": (("sample", "video", "time", "y", "x"), _np(draws["frames"][:, :, :, 0].clamp(0, 1))),
+        "imputed": (("sample", "video", "time", "y", "x"), _np(draws["imputed"][:, :, :, 0].clamp(0, 1))),
     }
-    if include_objects:
-        predictive["objects"] = ((*v_o_t, "y", "x"), _np(components[:, :, :, :, 0].clamp(0, 1)))
+    if "objects" in draws:
+        predictive["objects"] = ((*v_o_t, "y", "x"), _np(draws["objects"][:, :, :, :, 0].clamp(0, 1)))
     observed = {
         "observed": (("video", "time", "y", "x"), _np(batch.observed[:, :, 0])),
         "visible": (("video", "time", "y", "x"), _np(batch.visible[:, :, 0]).astype(np.int8)),
@@ -150,16 +125,6 @@ def sample_posterior(
         ds_coords = {k: v for k, v in coords.items() if k in used or (k == "is_future" and "time" in used)}
         return xr.Dataset({k: (dims, v) for k, (dims, v) in variables.items()}, coords=ds_coords)
 
-    config = asdict(cfg) if hasattr(cfg, "__dataclass_fields__") else {}
-    attrs = {
-        "variant": variant or type(model).__name__,
-        "config": json.dumps(config),
-        "num_observed": K,
-        "frame_size": cfg.frame_size,
-        "scenario": batch.scenario,
-        "seed": -1 if seed is None else seed,
-        "parallel": int(parallel),
-    }
     tree = xr.DataTree.from_dict(
         {
             "posterior": dataset(post),
@@ -168,7 +133,18 @@ def sample_posterior(
             "ground_truth": dataset(truth),
         }
     )
-    tree.attrs.update(attrs)
+    tree.attrs.update(
+        {
+            "variant": "unknown",
+            "config": json.dumps(asdict(config)),
+            "num_observed": K,
+            "frame_size": config.frame_size,
+            "scenario": batch.scenario,
+            "seed": -1,
+            "parallel": 0,
+            **(attrs or {}),
+        }
+    )
     return tree
 
 

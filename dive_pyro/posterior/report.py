@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from dive_pyro.posterior import calibration
 from dive_pyro.posterior import diagnostics as checks
 from dive_pyro.posterior.export import sample_posterior
 
@@ -115,8 +116,8 @@ def sbc(model, guide, *, num_simulations: int = 100, num_draws: int = 19, seed: 
     results = {"num_simulations": num_simulations, "num_draws": num_draws, "latents": {}}
     for t, label in ((0, "t0"), (K - 1, f"t{K - 1}")):
         for j, dim in enumerate(("scale", "x", "y")):
-            ranks = checks.sbc_ranks(draws[..., t, j], true_zp[..., t, j])
-            test = checks.rank_uniformity(ranks, num_draws, num_bins=num_bins)
+            ranks = calibration.sbc_ranks(draws[..., t, j], true_zp[..., t, j])
+            test = calibration.rank_uniformity(ranks, num_draws, num_bins=num_bins)
             results["latents"][f"z_p[{label}].{dim}"] = {
                 "chi2": test["chi2"],
                 "p_value": test["p_value"],

@@ -1,4 +1,5 @@
-"""Matplotlib figures of videos: frame grids with missing steps marked, and loss curves.
+"""Matplotlib figures of videos: frame grids with missing steps marked, and loss curves (plus
+``save_gif``, an animated GIF of videos side by side, written with Pillow).
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show``; save it
 with ``fig.savefig(path)``. The library never selects a matplotlib backend (Jupyter's inline
@@ -17,7 +18,7 @@ from matplotlib.patches import Rectangle
 
 from dive_pyro.data.batch import SceneBatch
 
-__all__ = ["plot_frame_grid", "plot_scene", "plot_loss_curve"]
+__all__ = ["plot_frame_grid", "plot_scene", "plot_loss_curve", "save_gif"]
 
 _MISSING_COLOR = "tab:red"
 _FUTURE_COLOR = "tab:blue"
@@ -130,3 +131,24 @@ def plot_loss_curve(
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def save_gif(videos: Sequence[torch.Tensor | np.ndarray], path, *, scale: int = 4, ms_per_frame: int = 200) -> None:
+    """Animated GIF of videos ``(T, 1, H, W)`` in [0, 1] side by side (a 2-px grey gap between),
+    each pixel enlarged ``scale`` times; shorter videos hold their last frame."""
+    from PIL import Image
+
+    arrays = [_as_numpy_video(v, f"videos[{i}]") for i, v in enumerate(videos)]
+    if not arrays:
+        raise ValueError("save_gif needs at least one video")
+    T, H = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
+    frames = []
+    for t in range(T):
+        tiles = []
+        for a in arrays:
+            tile = np.zeros((H, a.shape[2]))
+            tile[: a.shape[1]] = a[min(t, a.shape[0] - 1)]
+            tiles += [tile, np.full((H, 2), 0.5)]
+        image = (np.clip(np.concatenate(tiles[:-1], 1), 0, 1) * 255).astype(np.uint8)
+        frames.append(Image.fromarray(image).resize((image.shape[1] * scale, H * scale), Image.NEAREST))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)

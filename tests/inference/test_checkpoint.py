@@ -1,21 +1,31 @@
 """Checkpoint files: RNG round trip, atomic writes, rotation, weights-only loading, clear errors."""
 
+import errno
+import io
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import dive_pyro
 from dive_pyro.inference.checkpoint import (
     check_compatible,
+    check_finite_weights,
+    content_checksum,
     ensure_writable_dir,
     get_rng_state,
     load_checkpoint,
+    load_weights,
     remove_stale_temp_files,
     save_checkpoint,
     set_rng_state,
 )
+from dive_pyro.inference.files import DiskFullError, RunFolderBusyError, RunLock
 
 
 def _draws():
@@ -148,8 +158,142 @@ def test_unwritable_out_dir_is_a_clear_error(tmp_path):
     assert ensure_writable_dir(tmp_path / "a" / "b") == Path(tmp_path / "a" / "b")
 
 
-def test_stale_temp_files_are_removed(tmp_path):
-    (tmp_path / ".checkpoint.pt.123.abcd.tmp").write_bytes(b"partial")
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_only_temp_files_of_dead_writers_are_removed(tmp_path):
+    dead = tmp_path / f".checkpoint.pt.{_dead_pid()}.abcd0123.tmp"
+    live = tmp_path / f".checkpoint.pt.{os.getpid()}.abcd0123.tmp"  # e.g. a save in progress in another thread
+    for p in (dead, live):
+        p.write_bytes(b"partial")
     (tmp_path / "keep.txt").write_text("x")
-    remove_stale_temp_files(tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+    assert remove_stale_temp_files(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "keep.txt"])
+
+
+# --------------------------------------------------------------------------- integrity
+def _flip_byte_in(path: Path, needle: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    at = data.index(needle)
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_tensor_data_fails_the_checksum(tmp_path):
+    state = _state()
+    state["model"]["w"] = torch.arange(100, 200, dtype=torch.float32)
+    path = save_checkpoint(state, tmp_path / "checkpoint.pt")
+    assert load_checkpoint(path)["checksum"].startswith("sha256:")
+    _flip_byte_in(path, torch.arange(100, 200, dtype=torch.float32).numpy().tobytes()[40:48])
+    with pytest.raises(ValueError, match=f"checkpoint '{path}' failed its integrity check"):
+        load_checkpoint(path)
+
+
+def test_checksum_covers_tensors_primitives_and_keys():
+    base = _state()
+    digest = content_checksum(base)
+    assert content_checksum({**base, "checksum": "anything"}) == digest  # the checksum excludes itself
+    changed = [
+        {**base, "step": 4},
+        {**base, "model": {"w": torch.arange(4.0) + 1e-6}},
+        {**base, "model": {"w": torch.arange(4.0).double()}},
+        {**base, "model": {"v": torch.arange(4.0)}},
+        {**base, "config": {**base["config"], "lr": 1e-3 + 1e-12}},
+    ]
+    assert all(content_checksum(s) != digest for s in changed)
+
+
+def test_legacy_checkpoints_without_a_checksum_load_with_a_note(tmp_path, caplog):
+    path = tmp_path / "old.pt"
+    torch.save({"format": "dive-pyro-checkpoint", "version": 1, **_state()}, path)
+    with caplog.at_level("WARNING"):
+        assert load_checkpoint(path)["step"] == 3
+    (note,) = caplog.messages
+    assert "has no content checksum" in note and str(path) in note and "\n" not in note
+
+
+def test_the_shipped_model_is_checksummed():
+    shipped = Path(dive_pyro.__file__).parent / "pretrained" / "tiny-cpu" / "checkpoint.pt"
+    state = load_checkpoint(shipped)
+    assert state["checksum"] == content_checksum(state)
+
+
+def test_missing_unexpected_and_missized_weights_name_the_key_and_file(tmp_path):
+    net = torch.nn.Linear(2, 3)
+    weights = net.state_dict()
+    with pytest.raises(ValueError, match=r"checkpoint 'c.pt': its model weights lack key 'bias' that this network"):
+        load_weights(net, {"weight": weights["weight"]}, part="model", path="c.pt")
+    with pytest.raises(ValueError, match=r"its guide weights have key 'extra' that this network lacks"):
+        load_weights(net, {**weights, "extra": torch.ones(1)}, part="guide", path="c.pt")
+    with pytest.raises(ValueError, match=r"its model weights do not fit this run's network"):
+        load_weights(net, {**weights, "bias": torch.ones(4)}, part="model", path="c.pt")
+    load_weights(net, weights, part="model", path="c.pt")
+
+
+def test_non_finite_weights_are_named(tmp_path):
+    state = _state()
+    check_finite_weights(state)
+    state["guide"]["b"] = torch.tensor([1.0, float("nan")])
+    with pytest.raises(ValueError, match=r"checkpoint 'x.pt' holds non-finite guide weights \('b'"):
+        check_finite_weights(state, path="x.pt")
+
+
+# --------------------------------------------------------------------------- disk full, lock
+def _full_disk(monkeypatch, after: int = 0):
+    """Writes to files opened with open(..., 'xb') fail with ENOSPC after ``after`` bytes."""
+    real_open = open
+
+    class Full(io.FileIO):
+        written = 0
+
+        def write(self, b):
+            if Full.written + len(b) > after:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            Full.written += len(b)
+            return super().write(b)
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if mode == "xb":
+            return io.BufferedWriter(Full(file, "xb"))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = save_checkpoint(_state(step=1), tmp_path / "checkpoint.pt")
+    before = path.read_bytes()
+    _full_disk(monkeypatch, after=100)
+    with pytest.raises(DiskFullError, match=rf"could not write checkpoint.pt in folder '{tmp_path}' .*needs about"):
+        save_checkpoint(_state(step=2), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_second_lock_on_a_folder_names_the_holder(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(
+            RunFolderBusyError, match=rf"out_dir '{tmp_path}' is in use by another run \(pid {os.getpid()}\)"
+        ):
+            RunLock(tmp_path).acquire()
+    with RunLock(tmp_path):  # released: free again
+        pass
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    code = (
+        "import sys, time; from dive_pyro.inference.files import RunLock; "
+        "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)"
+    )
+    cmd = [sys.executable, "-c", code, str(tmp_path)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "locked"
+            with pytest.raises(RunFolderBusyError, match=f"pid {proc.pid}"):
+                RunLock(tmp_path).acquire()
+        finally:
+            proc.kill()
+    RunLock(tmp_path).acquire().release()  # SIGKILL released it

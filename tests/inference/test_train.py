@@ -465,3 +465,23 @@ def test_init_from_errors(tmp_path):
         model.decoder = pyro.nn.PyroModule[torch.nn.Linear](stub.LATENT, 3)
     with pytest.raises(ValueError, match="model weights do not fit this run's network"):
         fit(model, guide, elbo, stub.stub_config(tmp_path / "b", steps=1, init_from=source), batch_fn=stub.tiny_batch)
+
+
+def test_on_step_sees_every_step_and_its_draws_do_not_change_the_run(tmp_path):
+    plain, plain_model, plain_guide = _fit(tmp_path, "plain", steps=6)
+    config = stub.stub_config(tmp_path / "hooked", seed=0, steps=6)
+    model, guide, elbo = stub.build_stub(0)
+    seen = []
+
+    def hook(step, m, g):
+        seen.append((step, m.training, g.training))
+        m.eval()
+        torch.rand(100)  # a validation pass draws random numbers and switches modes
+        pyro.sample("noise", dist.Normal(0.0, 1.0))
+        m.train()
+
+    hooked = fit(model, guide, elbo, config, batch_fn=stub.tiny_batch, on_step=hook)
+    assert seen == [(s, True, True) for s in range(1, 7)]
+    assert hooked.losses == plain.losses
+    _assert_same_params(model, plain_model)
+    _assert_same_params(guide, plain_guide)

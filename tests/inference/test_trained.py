@@ -55,3 +55,44 @@ def test_progress_bar_on_request_and_quiet_off_a_terminal(tiny_checkpoint, tmp_p
     for quiet in (None, False):  # None: a bar only when stderr is a terminal (it is not under pytest)
         evaluate_trained(trained, batch, chunk_size=2, progress=quiet)
         assert capsys.readouterr().err == ""
+
+
+def test_shipped_checkpoint_gives_the_same_metrics_with_reference_kernels():
+    # kernels="fast" (default) and the official affine_grid path load the same shipped weights
+    # and give the same Table-1 metrics and NELBO up to float rounding
+    import dataclasses
+    from pathlib import Path
+
+    import pyro
+
+    import dive_pyro
+    from dive_pyro.inference.trained import evaluate_trained
+
+    path = Path(dive_pyro.__file__).parent / "pretrained" / "tiny-cpu" / "checkpoint.pt"
+    fast, ref = load_trained(path), load_trained(path)
+    for module in (ref.model, ref.guide):
+        module.config = dataclasses.replace(module.config, kernels="reference")
+    batch = fixed_test_set_for(fast.config, num_sequences=16)
+    results = []
+    for trained in (fast, ref):
+        pyro.set_rng_seed(0)
+        results.append(next(iter(evaluate_trained(trained, batch, name="x").values())))
+    compared = 0
+    for key, value in results[1].items():
+        for sub, number in value.items() if isinstance(value, dict) else [("", value)]:
+            if isinstance(number, float):
+                got = results[0][key][sub] if sub else results[0][key]
+                assert got == pytest.approx(number, rel=1e-4, abs=1e-5), (key, sub)
+                compared += 1
+    assert compared >= 30 and results[0]["rec"]["mse"] > 0
+
+
+def test_validation_split_is_another_fixed_set(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path))
+    config = load_trained(tiny_checkpoint).config
+    test = fixed_test_set_for(config, num_sequences=3)
+    val = fixed_test_set_for(config, num_sequences=3, split="validation")
+    assert val.observed.shape == test.observed.shape and not torch.equal(val.observed, test.observed)
+    assert torch.equal(val.observed, fixed_test_set_for(config, num_sequences=3, split="validation").observed)
+    with pytest.raises(ValueError, match="split must be"):
+        fixed_test_set_for(config, split="train")

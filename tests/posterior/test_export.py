@@ -3,11 +3,12 @@ import pytest
 import torch
 from pyro.poutine.messenger import Messenger
 
+from dive_pyro.inference import variant_names
 from dive_pyro.posterior.export import load_posterior, sample_posterior, save_posterior
 from tests.posterior_fixtures import tiny
 
 
-@pytest.mark.parametrize("variant", ["dive", "ddpae", "dive-bernoulli"])
+@pytest.mark.parametrize("variant", variant_names())
 def test_tree_groups_dims_and_coords(variant):
     model, guide, _, batch = tiny(variant)
     tree = sample_posterior(model, guide, batch, 4, seed=0, include_objects=True, variant=variant)
@@ -25,7 +26,10 @@ def test_tree_groups_dims_and_coords(variant):
         "app_dim": 4,
     }
     assert post["is_future"].values.tolist() == [False] * 5 + [True] * 3
-    assert ("z_m" in post) == (variant != "ddpae")
+    assert {"z_m", "present"} <= set(post.data_vars)  # every variant (ddpae: z_m = 0, present = 1)
+    assert ("x_m" in post) == (variant == "dive")
+    if variant == "ddpae":
+        assert (post["present"].values == 1).all() and (post["z_m"].values == 0).all()
     assert tree["posterior_predictive"]["objects"].dims == ("sample", "video", "object", "time", "y", "x")
     assert tree.attrs["variant"] == variant and tree.attrs["num_observed"] == 5
 
@@ -61,10 +65,21 @@ def test_positions_are_the_pose_in_pixels():
 def test_seeded_sampling_is_reproducible_and_guide_mode_is_restored():
     model, guide, _, batch = tiny()
     guide.train()
+    state = torch.get_rng_state()
     a = sample_posterior(model, guide, batch, 2, seed=3)
     b = sample_posterior(model, guide, batch, 2, seed=3)
-    assert guide.training
+    assert guide.training and torch.equal(torch.get_rng_state(), state)
     np.testing.assert_array_equal(a["posterior"]["z_p"].values, b["posterior"]["z_p"].values)
+
+
+def test_tree_is_the_conversion_of_the_one_drawing_path():
+    from dive_pyro.inference import sample_posterior as draw
+
+    model, guide, _, batch = tiny("dive-enum")
+    tree = sample_posterior(model, guide, batch, 2, seed=5)
+    draws = draw(model, guide, batch, 2, seed=5)
+    np.testing.assert_array_equal(tree["posterior"]["z_m"].values[..., :5], draws["z_m"].numpy())
+    np.testing.assert_array_equal(tree["posterior"]["z_p"].values, draws["z_p"].numpy())
 
 
 class _MeanMessenger(Messenger):

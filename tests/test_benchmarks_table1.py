@@ -1,0 +1,70 @@
+"""``benchmarks/table1.py`` end to end at toy size: train, validation curve, test scores, report,
+resume, collect, and a same-seed re-run that reproduces its numbers."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+spec = importlib.util.spec_from_file_location("table1", BENCH / "table1.py")
+table1 = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(table1)
+
+ONE = ["--size", "toy", "--scenario", "out_of_scene", "--seed", "0"]
+
+
+def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "runs"
+    assert table1.main(["run", *ONE, "--root", str(root)]) == 0
+    run = root / "toy" / "out_of_scene-dive-s0"
+    for name in (
+        "checkpoint.pt",
+        "config.toml",
+        "validation.jsonl",
+        "metrics.json",
+        "per_sequence.json",
+        "provenance.json",
+    ):
+        assert (run / name).is_file(), name
+    curve = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in curve] == [8, 16] and curve[-1]["sequences"] == 32
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["step"] == 16 and metrics["model"]["num_sequences"] == 16
+    report = (root / "toy" / "report" / "table1.md").read_text()
+    assert "| Rec (missing steps) MSE |" in report and "Paired DIVE − DDPAE" in report
+    assert "published Table 1 is not shown" in report and (root / "toy" / "report" / "curves.png").is_file()
+    # --resume on finished runs trains nothing more and reports the same numbers
+    capsys.readouterr()
+    assert table1.main(["run", *ONE, "--root", str(root), "--resume"]) == 0
+    assert "steps 0 ->" not in capsys.readouterr().out
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    # a same-seed re-run elsewhere reproduces the numbers exactly
+    other = tmp_path / "again"
+    assert table1.main(["train", *ONE, "--variant", "dive", "--root", str(other)]) == 0
+    again = other / "toy" / "out_of_scene-dive-s0"
+    assert json.loads((again / "metrics.json").read_text()) == metrics
+    assert (again / "validation.jsonl").read_text() == (run / "validation.jsonl").read_text()
+    # collect: checkpoint, config, curves, metrics per run, and the table
+    dest = tmp_path / "results"
+    assert (
+        table1.main(
+            ["collect", "--size", "toy", "--root", str(root), "--dest", str(dest), "--scenario", "out_of_scene"]
+        )
+        == 0
+    )
+    for name in ("checkpoint.pt", "config.toml", "log.jsonl", "validation.jsonl", "metrics.json", "provenance.json"):
+        assert (dest / "toy-out_of_scene-ddpae-s0" / name).is_file(), name
+    assert (dest / "table1.md").is_file() and (dest / "curves.png").is_file()
+
+
+def test_a_resume_with_another_budget_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    args = ["train", *ONE, "--variant", "ddpae", "--root", str(tmp_path)]
+    assert table1.main(args) == 0
+    with pytest.raises(ValueError, match="was started with 16 steps"):
+        table1.main([*args, "--resume", "--sequences", "64"])

@@ -10,9 +10,9 @@ md("""# 01 · Quickstart: data, training, evaluation, posterior
 4. draw posterior samples as an `xarray.DataTree` and plot them.
 
 With `DIVE_PYRO_SMOKE=1` (set by the test suite) everything is shrunk to seconds and the model is
-untrained. Without it, section 2 runs 1,500 SVI steps (the cell prints how long they took; a few
-minutes on one CPU thread), section 3 scores that model next to the baselines and the model shipped
-with the package (trained for about 72,000 steps), and section 4 draws the shipped model's posterior."""),
+untrained. Without it, section 2 runs 1,500 SVI steps (section 3 prints how long they took: 4 to 11
+minutes on one CPU thread, depending on the machine's load), section 3 scores that model next to the baselines and the model shipped
+with the package (about 72,000 steps in two runs), and section 4 draws the shipped model's posterior."""),
 code("""import os
 from pathlib import Path
 from tempfile import mkdtemp

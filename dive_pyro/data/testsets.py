@@ -38,7 +38,7 @@ from dive_pyro.data.batch import SceneBatch
 from dive_pyro.data.mnist import array_sha256, file_sha256
 from dive_pyro.data.moving_mnist import SCENARIOS, SceneLayout, draw_layout, render_layout
 
-__all__ = ["SET_SIZE", "TEST_SEEDS", "VALIDATION_SEEDS", "cache_dir", "fixed_test_set", "validation_set"]
+__all__ = ["SET_SIZE", "TEST_SEEDS", "VALIDATION_SEEDS", "cache_dir", "describe", "fixed_test_set", "validation_set"]
 
 SET_SIZE = 1024  # sequences per fixed set; num_sequences=N takes the first N
 
@@ -160,3 +160,14 @@ def validation_set(
     """Like :func:`fixed_test_set` with ``VALIDATION_SEEDS``: held-out digits, different videos. Use it
     (not the test set) for model selection and early stopping."""
     return _cached_set("validation", VALIDATION_SEEDS, scenario, root, num_sequences, dict(gen_kwargs))
+
+
+def describe(batch: SceneBatch) -> str:
+    """Which sequences ``batch`` holds, for messages: e.g. "the first 64 of the 1,024 fixed out_of_scene
+    test sequences (32x32)", "all 1,024 fixed ..." or, for other batches, "8 elastic sequences (64x64)"."""
+    size = f"({batch.frame_size[0]}x{batch.frame_size[1]})"
+    total, kind = batch.meta.get("of"), batch.meta.get("kind")
+    if total is None or kind is None:
+        return f"{batch.batch_size} {batch.scenario} sequences {size}"
+    first = f"all {total:,}" if batch.batch_size == total else f"the first {batch.batch_size} of the {total:,}"
+    return f"{first} fixed {batch.scenario} {kind} sequences {size}"

@@ -140,6 +140,12 @@ def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "tiny-cpu", "--print-config", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    from dive_pyro.inference.files import RunLock
+
+    with RunLock(tmp_path / "run"):  # another live run holds the folder
+        assert main(["train", "tiny-cpu", *overrides, "--out-dir", str(tmp_path / "run"), "--resume", "steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert "dive-pyro train: error: out_dir" in err and "in use by another run (pid" in err and "Traceback" not in err
 
 
 def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
@@ -194,3 +200,35 @@ def test_resume_to_fewer_steps_than_done_is_an_error(tmp_path, capsys):
     capsys.readouterr()
     assert main([*run, "--resume", "steps=2"]) == 2
     assert "at step 3 to steps=2: the run is already past it; give steps > 3" in capsys.readouterr().err
+
+
+def test_train_restarts_itself_with_passive_wait_for_several_threads(tmp_path, monkeypatch):
+    import sys
+
+    from dive_pyro.cli import commands
+    from dive_pyro.inference import threads
+
+    calls = []
+
+    def fake_execve(path, argv, env):
+        calls.append((argv, env.get("OMP_WAIT_POLICY")))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(commands.os, "execve", fake_execve)
+    monkeypatch.setattr(threads, "free_cores", lambda: 4)
+    monkeypatch.setattr(threads, "uses_openmp", lambda: True)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    argv = ["train", "tiny-cpu", "num_threads=2", "device=cpu", "--out-dir", str(tmp_path / "r")]
+    monkeypatch.setattr(sys, "argv", ["dive-pyro", *argv])
+    with pytest.raises(SystemExit):
+        main()
+    assert calls == [([sys.executable, "-m", "dive_pyro", *argv], "PASSIVE")]
+    # main() called as a function, the variable already set, or one thread: no restart
+    from dive_pyro.inference import load_config
+
+    config = load_config("tiny-cpu", ["num_threads=2", "device=cpu"])
+    commands._restart_with_passive_wait(config, None)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    commands._restart_with_passive_wait(config, ["train"])
+    commands._restart_with_passive_wait(load_config("tiny-cpu", ["num_threads=1", "device=cpu"]), ["train"])
+    assert len(calls) == 1

@@ -78,7 +78,7 @@ def test_configs_share_budget_schedule_and_data_across_models(size, scenario, tm
         for v in ("dive", "ddpae")
     )
     frame = {"cpu": 32, "paper": 64}[size]
-    assert dive.model["frame_size"] == frame and dive.scenario == scenario and dive.seed == 1
+    assert dive.model.frame_size == frame and dive.scenario == scenario and dive.seed == 1
     assert (
         dive.num_steps() * dive.batch_size <= table1.SIZES[size]["sequences"] < (dive.num_steps() + 1) * dive.batch_size
     )

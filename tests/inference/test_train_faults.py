@@ -309,7 +309,10 @@ def test_tensorboard_has_one_point_per_step_after_a_resume(tmp_path):
     assert [e.step for e in acc.Scalars("train/loss")] == [0, 1, 2]
 
 
-def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys):
+@pytest.mark.filterwarnings("ignore:2 torch threads with OpenMP:RuntimeWarning")
+def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys, monkeypatch):
+    # a loaded machine would cap 2 threads to 1 (inference/threads.py): pretend both cores are free
+    monkeypatch.setattr("dive_pyro.inference.threads.free_cores", lambda: 2)
     threads = torch.get_num_threads()
     try:
         _fit(tmp_path / "run", steps=2, num_threads=1)

@@ -131,8 +131,10 @@ def build_from_config(config: TrainConfig):
 
 
 def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
-    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data)`` (on CPU)."""
-    from dive_pyro.data import generate
+    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data).downsample(f)`` (on
+    CPU), rendered by :func:`~dive_pyro.data.fast_render.generate_training_batch`: the same videos
+    without the per-object ``objects`` buffer, which training does not use."""
+    from dive_pyro.data.fast_render import generate_training_batch
 
     options = config.data_options()
     from dive_pyro.inference.data_sources import REAL_SCENARIOS, real_batch_fn
@@ -142,8 +144,9 @@ def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
     factor = options.pop("downsample", 1)
 
     def batch_fn(seed: int) -> SceneBatch:
-        batch = generate(config.scenario, config.batch_size, seed=seed, split="train", **options)
-        return batch.downsample(factor)
+        return generate_training_batch(
+            config.scenario, config.batch_size, seed=seed, split="train", downsample=factor, **options
+        )
 
     return batch_fn
 

@@ -36,18 +36,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-TOY = dict(frame_size=16, object_size=8, num_frames=6, num_observed=3, ngf=2, image_latent=16, object_latent=8)
+TOY = dict(frame_size=16, object_size=8, num_frames=8, num_observed=5, ngf=2, image_latent=16, object_latent=8)
 TOY.update(hidden=8, appearance_dim=4, static_dim=8, dynamic_dim=3, appearance_layers=1, s0=2.0)
 
 
 def _setup(config: str, quick: bool) -> tuple[dict, int]:
     """Model overrides and data downsampling factor of ``config`` ("paper" = DiveConfig defaults)."""
+    if quick:  # 64x64 videos pooled to 16x16 (digits are 28 pixels wide)
+        return dict(TOY), 4
     if config == "paper":
-        return (dict(TOY) if quick else {}), 1
+        return {}, 1
     from dive_pyro.inference import load_config
 
     preset = load_config(config)
-    return (dict(TOY) if quick else dict(preset.model)), int(preset.data.get("downsample", 1))
+    return dict(preset.model), int(preset.data.get("downsample", 1))
 
 
 def _lstm_flops(modules) -> tuple[list, list]:
@@ -320,8 +322,10 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--bf16", action="store_true", help="also a bf16-autocast path")
     parser.add_argument("--compile", action="store_true", help="also torch.compile(reduce-overhead) nets")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for svi_step.{json,md,png}")
-    parser.add_argument("--quick", action="store_true", help="toy sizes, batch 4, 2 rounds, no results files")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"folder for svi_step.{{json,md,png}} (default {RESULTS})"
+    )
+    parser.add_argument("--quick", action="store_true", help="toy sizes, batch 4, 2 rounds; results only with --out")
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     extra = (["new+bf16"] if args.bf16 else []) + (["new+compile"] if args.compile else [])
@@ -364,9 +368,10 @@ def main() -> None:
         raise SystemExit("every configuration failed")
     loads.append(round(os.getloadavg()[0], 1))
     peak = sgemm_peak(args.device)
-    if not args.quick:
-        write_results(results, _machine(args.device, loads), peak, args.out, rounds)
-        print((args.out / "svi_step.md").read_text())
+    out = args.out if args.out is not None or args.quick else RESULTS
+    if out is not None:
+        write_results(results, _machine(args.device, loads), peak, out, rounds)
+        print((out / "svi_step.md").read_text())
 
 
 if __name__ == "__main__":

@@ -45,3 +45,12 @@ def test_batches_without_objects_move_select_and_concatenate():
         SceneBatch.cat([generate("out_of_scene", 1, seed=0).downsample(2), fast[:1]])
     with pytest.raises(ValueError, match="downsample must be a positive integer"):
         generate_training_batch("complete", 1, seed=0, downsample=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("scenario", ["occlusion", "out_of_scene"])
+def test_cuda_training_batch_equals_cpu(scenario):
+    cpu = generate_training_batch(scenario, 4, seed=5, downsample=2)
+    gpu = generate_training_batch(scenario, 4, seed=5, downsample=2, device="cuda").to("cpu")
+    for name in ("observed", "complete", *EXACT):
+        assert torch.equal(getattr(gpu, name), getattr(cpu, name)), name

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # torch is pinned first: on this machine pip finds a local CPU build of exactly this version;
-# a looser requirement would pull a multi-GB CUDA build (see shared/notes/environment.md).
+# a looser requirement would pull a multi-GB CUDA build (a local wheel of exactly this version is in the package index).
 TORCH  ?= torch==2.13.0
 export OMP_NUM_THREADS ?= 1
 

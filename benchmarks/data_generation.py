@@ -1,7 +1,7 @@
 """Sequences per second: our batched torch generator vs a per-sequence numpy/scipy re-implementation
 of DIVE's official generator, per scenario, on this machine with one torch thread.
 
-The reference follows the official recipe as described in ``shared/notes/dive_reference.md`` §1.1-1.4
+The reference follows the official recipe as described in ``docs/official_code.md`` §1
 (written from that description, not copied): Python-float trajectories, one digit at a time,
 ``np.maximum`` pasting, and for Sc. 3 the per-frame re-smoothing of both uniform fields with
 ``scipy.ndimage.gaussian_filter`` on ``(1, 28, 28)`` arrays followed by

@@ -137,8 +137,9 @@ def _record_provenance(run_dir: Path, start_step: int) -> None:
     path.write_text(json.dumps(prov, indent=2) + "\n")
 
 
-def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, sequences: int, resume: bool) -> Path:
-    """Train (or resume) one run to its budget, with its validation curve; then score it on the test set."""
+def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, sequences: int, resume: bool) -> bool:
+    """Train (or resume) one run to its budget, with its validation curve; then score it on the test
+    set. Returns False if it stopped early (SIGINT/SIGTERM: a checkpoint was written)."""
     run_dir = root / size / run_name(scenario, variant, seed)
     step = checkpoint_step(run_dir)
     config = make_config(size, scenario, variant, seed, run_dir, sequences, resume=resume and step is not None)
@@ -162,10 +163,11 @@ def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, seq
         result = fit(model, guide, elbo, config, batch_fn=default_batch_fn(config), on_step=curve)
         if result.interrupted or result.step < total:
             print(f"[table1] {run_dir.name}: stopped at step {result.step}; continue with --resume", flush=True)
-            return run_dir
+            return False
     if not (run_dir / "metrics.json").is_file():  # the test set, once, at the end of the run
         report.score_run(run_dir, num_sequences=SIZES[size]["test"])
-    return run_dir
+        print(f"[table1] {run_dir.name}: scored on the test set ({run_dir / 'metrics.json'})", flush=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:  # seed 0 of everything first
             for scenario in scenarios:
                 for variant in variants:
-                    train_run(args.size, scenario, variant, seed, args.root, sequences, args.resume)
+                    if not train_run(args.size, scenario, variant, seed, args.root, sequences, args.resume):
+                        return 130  # stopped: the next runs wait for the resume
     if args.command in ("run", "score"):
         out = args.out or args.root / args.size / "report"
         print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios))

@@ -22,11 +22,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dive_pyro.core.config import DiveConfig
 from dive_pyro.inference.files import atomic_write_text
 
 __all__ = [
     "TrainConfig",
     "load_config",
+    "resolve_model",
     "list_presets",
     "apply_overrides",
     "config_to_dict",
@@ -62,7 +64,9 @@ class TrainConfig:
     """
 
     variant: str = "dive"
-    model: dict = field(default_factory=dict)
+    # the model's DiveConfig; given as a dict of fields it is resolved on the variant's registered
+    # defaults (dive_pyro.inference.resolve_config)
+    model: DiveConfig = field(default_factory=dict)
     scenario: str = "occlusion"
     data: dict = field(default_factory=dict)
     batch_size: int = 64
@@ -114,7 +118,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         hints = _hints()
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], f.metadata))
+            if f.name != "model":
+                setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], f.metadata))
+        self.model = resolve_model(self.variant, self.model)
         self._validate()
 
     # ------------------------------------------------------------------ derived
@@ -132,9 +138,10 @@ class TrainConfig:
         out = dict(self.data)
         factor = int(out.get("downsample", 1))
         for key in SHARED_KEYS:
-            if key in self.model and key not in out:
+            if key not in out:
                 # with data.downsample = f the generator draws f-times larger frames
-                out[key] = self.model[key] * factor if key == "frame_size" else self.model[key]
+                value = getattr(self.model, key)
+                out[key] = value * factor if key == "frame_size" else value
         return out
 
     # ------------------------------------------------------------------ checks
@@ -147,11 +154,13 @@ class TrainConfig:
                 raise bad(name, "a positive integer")
         if self.num_particles is not None and self.num_particles < 1:
             raise bad("num_particles", "a positive integer or none")
+        defaults = resolve_model(self.variant, {})
         for name in ("num_particles", "imputation_p", "appearance_dropout_p"):
-            if name in self.model and getattr(self, name) is not None:
+            ours = getattr(self.model, name)
+            if ours != getattr(defaults, name) and getattr(self, name) is not None:
                 raise ValueError(
                     f"{name} is set both at top level ({getattr(self, name)!r}, applied by the trainer) "
-                    f"and as model.{name} ({self.model[name]!r}); set one of them (top-level "
+                    f"and as model.{name} ({ours!r}); set one of them (top-level "
                     f"{name}=none defers to the model)"
                 )
         if self.steps is None and self.epochs is None:
@@ -204,15 +213,27 @@ class TrainConfig:
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
             raise ValueError(f"data.downsample must be a positive integer, got {factor!r}")
         for key in SHARED_KEYS:
-            expected = self.model.get(key)
-            if key == "frame_size" and expected is not None:
-                expected *= factor
-            if key in self.model and key in self.data and expected != self.data[key]:
+            expected = getattr(self.model, key) * (factor if key == "frame_size" else 1)
+            if key in self.data and expected != self.data[key]:
                 raise ValueError(
-                    f"data.{key} = {self.data[key]!r} disagrees with model.{key} = {self.model[key]!r} "
+                    f"data.{key} = {self.data[key]!r} disagrees with model.{key} = {getattr(self.model, key)!r} "
                     f"(data.downsample = {factor}); "
                     "set it once, in [model]"
                 )
+
+
+def resolve_model(variant: str, model: DiveConfig | dict) -> DiveConfig:
+    """``model`` as a :class:`DiveConfig`: a dict's keys checked and typed, then laid over the
+    registered defaults of ``variant`` (plain ``DiveConfig`` defaults for an unregistered one,
+    e.g. a model passed to ``fit`` directly)."""
+    if isinstance(model, DiveConfig):
+        return model
+    if not isinstance(model, dict):
+        raise TypeError(f"model must be a DiveConfig or a dict of its fields, got {type(model).__name__}")
+    from dive_pyro.inference.registry import resolve_config, variant_names
+
+    model = _check_model_keys(model, "model")
+    return resolve_config(variant, **model) if variant in variant_names() else DiveConfig(**model)
 
 
 # --------------------------------------------------------------------------- typing
@@ -309,6 +330,8 @@ def config_to_dict(config: TrainConfig) -> dict:
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, DiveConfig):
+            return plain(dataclasses.asdict(v))
         return v
 
     return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
@@ -324,24 +347,13 @@ def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} in {source}; valid keys: {', '.join(_valid_keys())}")
     values = dict(values)
-    if "model" in values and isinstance(values["model"], dict):
+    if isinstance(values.get("model"), dict):
         values["model"] = _check_model_keys(values["model"], source)
     return TrainConfig(**values)
 
 
-def _dive_config_fields() -> dict[str, Any] | None:
-    """Field types of ``dive_pyro.core.config.DiveConfig``, or ``None`` if it is not available."""
-    try:
-        from dive_pyro.core.config import DiveConfig
-    except ImportError:
-        return None
-    return typing.get_type_hints(DiveConfig)
-
-
 def _check_model_keys(model: dict, source: str) -> dict:
-    hints = _dive_config_fields()
-    if hints is None:
-        return model
+    hints = typing.get_type_hints(DiveConfig)
     out = {}
     for key, value in model.items():
         if key not in hints:

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -123,12 +124,12 @@ def local_params() -> contextlib.AbstractContextManager:
 
 
 def build_from_config(config: TrainConfig):
-    """``dive_pyro.build(config.variant, **config.model)`` with module-local params, seeded by ``seed``."""
+    """``dive_pyro.build(config.variant, config.model)`` with module-local params, seeded by ``seed``."""
     from dive_pyro.inference.registry import build
 
     pyro.set_rng_seed(config.seed)
     with local_params():
-        return build(config.variant, **config.model)
+        return build(config.variant, config.model)
 
 
 def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
@@ -248,7 +249,9 @@ def fit(
     :class:`KLAnneal` when beta < 1), gradients summed over ranks, clipped, checked; a non-finite
     loss or gradient skips the step; ``max_bad_steps`` in a row roll back once to the last
     checkpoint (with fresh particle noise), a second time raise :class:`TrainingDivergedError`.
-    SIGINT/SIGTERM stop cleanly after writing a checkpoint (``result.interrupted``).
+    SIGINT/SIGTERM/SIGHUP stop cleanly after writing a checkpoint (``result.interrupted``) that no
+    further signal can cut short; the run folder is locked for the call (:class:`RunLock`); a full
+    disk is retried with back-off (:data:`WRITE_RETRY_DELAYS`), then raises :class:`DiskFullError`.
     ``on_step(step, model, guide)``, if given, runs after each completed step (e.g. a validation
     curve); it must leave the modules in training mode. The next step reseeds every RNG, so what it
     draws does not change the run. Threads: one per process on CPU unless ``num_threads`` says
@@ -391,6 +394,7 @@ class _Run:
                     *self.out_dir.glob("checkpoint*.pt"),
                 ]:
                     old.unlink(missing_ok=True)
+                shutil.rmtree(self.out_dir / "tensorboard", ignore_errors=True)  # its points belong to the old run
         barrier(self.ctx)
         if not cfg.resume:
             return None
@@ -484,20 +488,16 @@ class _Run:
     def _loop(self) -> None:
         cfg = self.config
         while self.step < self.num_steps:
-            in_update = False
             try:
                 with self.stop.computing():
                     record, stop_requested = self._one_step()
-                in_update = True
-                if not record["skipped"]:
-                    self.optimizer.step()
-                in_update = False
-            except KeyboardInterrupt:  # second Ctrl-C, or raised outside the main thread
-                if not in_update:
-                    self._checkpoint()
+            except KeyboardInterrupt:  # second Ctrl-C (or raised by batch_fn): the step is dropped
+                self._checkpoint()
                 self.log.message(f"interrupted at step {self.step}; {self.ckpt_path} holds step {self.last_ckpt_step}")
                 self.result.interrupted = True
                 return
+            if not record["skipped"]:
+                self.optimizer.step()  # not abortable: a Ctrl-C now only asks to stop after this step
             self.step += 1
             self.result.losses.append(record["loss"])
             if self.on_step is not None and not record["skipped"]:

@@ -25,12 +25,21 @@ from dive_pyro.inference.train import local_params
 
 __all__ = [
     "TrainedModel",
+    "shipped_checkpoint",
     "load_trained",
     "fixed_test_set_for",
     "predict_frames",
     "nelbo",
     "evaluate_checkpoint",
 ]
+
+
+def shipped_checkpoint(name: str = "tiny-cpu") -> Path:
+    """Path of the checkpoint of a model shipped inside the package (``dive_pyro/pretrained/<name>/``);
+    it may be absent (e.g. a source checkout without the weights)."""
+    from importlib.resources import files
+
+    return Path(str(files("dive_pyro"))) / "pretrained" / name / "checkpoint.pt"
 
 
 @dataclass
@@ -50,7 +59,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     check_finite_weights(state, path=path)
     config = config_from_dict(state["config"])
     with local_params():
-        model, guide, elbo = build(config.variant, **config.model)
+        model, guide, elbo = build(config.variant, config.model)
     load_weights(model, state["model"], part="model", path=path)
     load_weights(guide, state["guide"], part="guide", path=path)
     model.to(device).eval()
@@ -104,7 +113,7 @@ def predict_frames(model, guide, batch: SceneBatch, *, use_mean: bool = True, co
 @torch.no_grad()
 def nelbo(model, guide, elbo, batch: SceneBatch) -> float:
     """Negative ELBO per pixel (sum over sequences, frames and pixels divided by their number),
-    the normalisation of the paper's NELBO column (dive_reference §3)."""
+    the normalisation of the paper's NELBO column (docs/official_code.md §3)."""
     B, T, C, H, W = batch.observed.shape
     return float(elbo.loss(model, guide, batch)) / (B * T * C * H * W)
 

@@ -68,3 +68,22 @@ def test_a_resume_with_another_budget_is_refused(tmp_path, monkeypatch):
     assert table1.main(args) == 0
     with pytest.raises(ValueError, match="was started with 16 steps"):
         table1.main([*args, "--resume", "--sequences", "64"])
+
+
+@pytest.mark.parametrize("size", ["cpu", "paper"])
+@pytest.mark.parametrize("scenario", ["occlusion", "out_of_scene", "elastic"])
+def test_configs_share_budget_schedule_and_data_across_models(size, scenario, tmp_path):
+    dive, ddpae = (
+        table1.make_config(size, scenario, v, 1, tmp_path / v, table1.SIZES[size]["sequences"], False)
+        for v in ("dive", "ddpae")
+    )
+    frame = {"cpu": 32, "paper": 64}[size]
+    assert dive.model["frame_size"] == frame and dive.scenario == scenario and dive.seed == 1
+    assert (
+        dive.num_steps() * dive.batch_size <= table1.SIZES[size]["sequences"] < (dive.num_steps() + 1) * dive.batch_size
+    )
+    for key in ("steps", "batch_size", "lr", "lr_decay_at", "seed", "data", "kl_warmup_steps", "appearance_dropout_p"):
+        assert getattr(dive, key) == getattr(ddpae, key), key
+    assert dive.data_options() == ddpae.data_options()
+    if scenario == "occlusion":  # the official extra missing step, so that Rec measures imputation
+        assert dive.data["num_missing"] == 1 and dive.data["start_range"] == "official"

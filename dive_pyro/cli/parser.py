@@ -12,7 +12,6 @@ from pathlib import Path
 
 from dive_pyro.cli.args import writable_dir, writable_file
 from dive_pyro.cli.commands import (
-    SCENARIOS,
     cmd_check,
     cmd_demo,
     cmd_evaluate,
@@ -21,6 +20,8 @@ from dive_pyro.cli.commands import (
     cmd_sample,
     cmd_train,
 )
+from dive_pyro.data import SCENARIOS
+from dive_pyro.evaluation import BASELINES
 
 
 # --------------------------------------------------------------------------- parser
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--baseline",
         action="append",
-        choices=("zeros", "copy-last", "mean"),
+        choices=tuple(BASELINES),
         help="baseline to score (repeatable)",
     )
     e.add_argument("--checkpoint", type=Path, default=None)
@@ -159,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, TypeError, RunFolderBusyError, DiskFullError) as exc:
-        text = exc.strerror if isinstance(exc, DiskFullError) else exc
-        print(f"dive-pyro {args.command}: error: {text}", file=sys.stderr)
+        print(f"dive-pyro {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before training installs its own handler (imports, data, model building)
         print(f"dive-pyro {args.command}: interrupted before any work was saved", file=sys.stderr)

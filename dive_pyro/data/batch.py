@@ -88,8 +88,16 @@ class SceneBatch:
             raise ValueError("a SceneBatch needs at least one object (N >= 1), got N = 0")
         if self.positions.shape != (B, N, T, 2):
             raise ValueError(f"positions must have shape {(B, N, T, 2)}, got {tuple(self.positions.shape)}")
+        if not self.positions.is_floating_point():
+            raise ValueError(f"positions must be a floating-point tensor (pixels), got dtype {self.positions.dtype}")
+        if self.positions.numel() and not torch.isfinite(self.positions).all():
+            raise ValueError("positions contains NaN or inf values")
         if self.objects is not None and self.objects.shape != (B, N, T, 1, H, W):
             raise ValueError(f"objects must have shape {(B, N, T, 1, H, W)}, got {tuple(self.objects.shape)}")
+        if self.objects is not None:
+            check_frames(self.objects.flatten(1, 2), "objects")
+        if isinstance(self.num_observed, bool) or not isinstance(self.num_observed, int):
+            raise ValueError(f"num_observed (K) must be an integer, got {self.num_observed!r}")
         if not 0 < self.num_observed < T:
             raise ValueError(
                 f"num_observed (K) must satisfy 0 < K < T = {T} so that there are frames to predict, "
@@ -153,9 +161,23 @@ class SceneBatch:
         return self._map(lambda t: t.to(device))
 
     def __getitem__(self, index) -> SceneBatch:
-        """Select videos along the batch dimension (int, slice, index tensor)."""
+        """Select videos along the batch dimension, as Python sequences do: an int (negative counts
+        from the end; out of range is an ``IndexError``) gives a batch of one video, a slice or an
+        index tensor/list the selected videos."""
+        B = self.batch_size
+        if isinstance(index, bool):
+            raise TypeError("a SceneBatch index must be an int, a slice or an index tensor, got a bool")
         if isinstance(index, int):
-            index = slice(index, index + 1)
+            if not -B <= index < B:
+                raise IndexError(f"video index {index} is out of range for a batch of {B} videos")
+            index = slice(index % B, index % B + 1)
+        elif not isinstance(index, slice):
+            index = torch.as_tensor(index)
+            if index.dtype != torch.bool and index.numel() and not (-B <= index.min() and index.max() < B):
+                raise IndexError(
+                    f"video indices {index.min().item()}..{index.max().item()} are out of range for a batch of "
+                    f"{B} videos"
+                )
         return self._map(lambda t: t[index])
 
     def downsample(self, factor: int) -> SceneBatch:
@@ -200,8 +222,8 @@ class SceneBatch:
         kwargs = {}
         for f in fields(first):
             v = getattr(first, f.name)
-            if isinstance(v, torch.Tensor):
-                parts = [getattr(b, f.name) for b in batches]
+            parts = [getattr(b, f.name) for b in batches]
+            if any(isinstance(p, torch.Tensor) for p in parts):
                 if any(p is None for p in parts):
                     raise ValueError(f"SceneBatch.cat: {f.name} is None in some batches but not in others")
                 kwargs[f.name] = torch.cat(parts, dim=0)

@@ -37,6 +37,7 @@ from dive_pyro.data.mnist import SPLITS, load_digits
 
 __all__ = [
     "DIGIT_SIZE",
+    "MISSING_DATA_SCENARIOS",
     "SCENARIOS",
     "CompleteOptions",
     "ElasticOptions",
@@ -51,6 +52,8 @@ __all__ = [
 
 DIGIT_SIZE = 28
 SCENARIOS = ("complete", "occlusion", "out_of_scene", "elastic")
+#: the scenarios in which objects go missing (paper §4.2 Scenarios 1-3, Table 1)
+MISSING_DATA_SCENARIOS = SCENARIOS[1:]
 
 
 # --------------------------------------------------------------------------- options

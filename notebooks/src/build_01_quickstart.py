@@ -31,37 +31,31 @@ code("""batch = generate("out_of_scene", 4, seed=0, split="test")
 print({k: tuple(getattr(batch, k).shape) for k in ("observed", "visible", "complete", "missing", "positions")})
 plot_scene(batch, 0, title="out_of_scene: observed, ground truth, each object");"""),
 md("## 2 · Train the tiny CPU model\n\nThe `tiny-cpu` preset: 32×32 frames (the 64×64 scenes average-pooled), narrow networks. Training writes a checkpoint, a JSONL log and an ELBO curve."),
-code("""from dive_pyro.inference import load_config, read_log, train
+code("""from dive_pyro import Dive
+from dive_pyro.inference import load_config, read_log
 
-config = load_config("tiny-cpu", [f"steps={5 if SMOKE else 1500}", f"out_dir={workdir / 'run'}", "progress=false"])
-result = train(config)
+dive = Dive.from_config(load_config("tiny-cpu"))  # or Dive("dive", frame_size=32, ...)
+result = dive.fit(steps=5 if SMOKE else 1500, out_dir=workdir / "run", progress=False)  # resumable
 log = read_log(result.out_dir / "log.jsonl")
 plt.figure(figsize=(5, 3))
 plt.plot([r["step"] for r in log], [r["loss_per_pixel"] for r in log])
 plt.xlabel("step"); plt.ylabel("-ELBO per pixel");"""),
 md("## 3 · Evaluate next to the baselines\n\nThe shipped model (trained longer) is used when the package has one; otherwise the model just trained."),
-code("""from dive_pyro.cli.commands import PRETRAINED
-from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
+code("""from dive_pyro.inference import shipped_checkpoint
 
-checkpoint = PRETRAINED / "checkpoint.pt"
-if SMOKE or not checkpoint.is_file():
-    checkpoint = result.checkpoint
-trained = load_trained(checkpoint)
-test = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=16 if SMOKE else 256)
-results = evaluate_trained(trained, test, name=f"DIVE (step {trained.step})")
-for name in ("zeros", "copy-last"):
-    results[name] = evaluate_baseline(name, test)
-display(Markdown(markdown_table(results, scenario="out_of_scene", include_reference=False)))"""),
+checkpoint = shipped_checkpoint()
+trained = dive if SMOKE or not checkpoint.is_file() else Dive.load(checkpoint)
+test = trained.test_set("out_of_scene", num_sequences=16 if SMOKE else 256)
+display(Markdown(trained.evaluate(test, name=f"DIVE (step {trained.step})").markdown))"""),
 md("""## 4 · Posterior samples as an `xarray.DataTree`
 
 Groups `posterior` (missingness `z_m`/`present`, pose `z_p`, `position` in pixels, appearance `z_a`),
 `posterior_predictive` (model frames, imputed video, each object), `observed_data` and `ground_truth`;
 named dims `sample, video, object, time, pose_dim, xy, app_dim, y, x`. It round-trips through netCDF."""),
 code("""from dive_pyro.posterior import plots as plots
-from dive_pyro.posterior.export import load_posterior, sample_posterior, save_posterior
+from dive_pyro.posterior.export import load_posterior, save_posterior
 
-tree = sample_posterior(trained.model, trained.guide, test[:8], 4 if SMOKE else 64, seed=0, include_objects=True)
+tree = trained.posterior(test[:8], 4 if SMOKE else 64, seed=0, include_objects=True)
 save_posterior(tree, workdir / "posterior.nc")
 tree = load_posterior(workdir / "posterior.nc")
 tree"""),

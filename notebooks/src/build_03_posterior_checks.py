@@ -19,14 +19,13 @@ code("""import os
 import torch
 
 from dive_pyro.posterior import plots as plots
-from dive_pyro.cli.commands import PRETRAINED
-from dive_pyro.inference import load_config, train
+from dive_pyro.inference import load_config, shipped_checkpoint, train
 from dive_pyro.inference.trained import fixed_test_set_for, load_trained
 from dive_pyro.posterior.report import check_posterior, sbc
 
 SMOKE = os.environ.get("DIVE_PYRO_SMOKE") == "1"
 torch.set_num_threads(1)
-checkpoint = PRETRAINED / "checkpoint.pt"
+checkpoint = shipped_checkpoint()
 if SMOKE or not checkpoint.is_file():  # a few steps of the tiny preset stand in for the shipped model
     from tempfile import mkdtemp
 

@@ -137,6 +137,12 @@ def test_train_cli_runs_and_rejects_unknown_keys(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "tiny-cpu", "--print-config", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    from dive_pyro.inference.files import RunLock
+
+    with RunLock(tmp_path / "run"):  # another live run holds the folder
+        assert main(["train", "tiny-cpu", *overrides, "--out-dir", str(tmp_path / "run"), "--resume", "steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert "dive-pyro train: error: out_dir" in err and "in use by another run (pid" in err and "Traceback" not in err
 
 
 def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):

@@ -32,6 +32,7 @@ from dive_pyro.inference import (
     schedule_value,
     train,
 )
+from tests.fixtures import VIDEO_OVERRIDES
 
 HERE = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("_train_script", HERE / "_train_script.py")
@@ -313,8 +314,8 @@ def test_resume_refuses_another_variant_model_config_or_a_corrupt_file(tmp_path)
     _fit(tmp_path, steps=2)
     with pytest.raises(ValueError, match="for variant 'stub', but this run builds 'other'"):
         _fit(tmp_path, steps=4, resume=True, variant="other")
-    with pytest.raises(ValueError, match=r"different model config .*width: '<unset>' vs 3"):
-        _fit(tmp_path, steps=4, resume=True, model={"width": 3})
+    with pytest.raises(ValueError, match=r"different model config .*hidden: 64 vs 3"):
+        _fit(tmp_path, steps=4, resume=True, model={"hidden": 3})
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupt"):
@@ -351,16 +352,7 @@ REAL_TINY = [
     "tensorboard=false",
     "scenario=out_of_scene",
     "data.num_missing=1",
-    *(
-        f"model.{k}={v}"
-        for k, v in dict(
-            frame_size=32, object_size=8, num_frames=6, num_observed=4, ngf=2, image_latent=8, object_latent=8
-        ).items()
-    ),
-    *(
-        f"model.{k}={v}"
-        for k, v in dict(hidden=8, appearance_dim=4, static_dim=8, dynamic_dim=3, appearance_layers=1).items()
-    ),
+    *VIDEO_OVERRIDES,
 ]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from dive_pyro.posterior.export import sample_posterior
 from dive_pyro.posterior.report import check_posterior, check_tree, sbc, write_check_report
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 def _oracle_tree(permute=True):

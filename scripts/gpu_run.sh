@@ -70,9 +70,8 @@ if [ "$MODE" = run ]; then
       exit 1
     fi
   fi
-  # the project itself (models/, guides/, inference/ install as dive_pyro.*): a wheel built offline
-  "$PY" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$WORK/pkg" . \
-    >>"$LOG" 2>&1 || { say "installing the project failed"; exit 1; }
+  # the project itself, laid out as installed (models/, guides/, inference/ become dive_pyro.*), no pip
+  mkdir -p "$WORK/pkg" && cp -r dive_pyro "$WORK/pkg/" && cp -r models guides inference "$WORK/pkg/dive_pyro/"
   export PYTHONPATH="$WORK/pkg${PYTHONPATH:+:$PYTHONPATH}"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$LOG" 2>&1
 fi

@@ -198,11 +198,14 @@ def main(argv: list[str] | None = None) -> int:
                         return 130  # stopped: the next runs wait for the resume
     if args.command in ("run", "score"):
         out = args.out or args.root / args.size / "report"
-        print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios))
+        num_val = SIZES[args.size]["val"]
+        print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios, num_val=num_val))
     if args.command == "status":
         print(report.status_table(args.root / args.size))
     if args.command == "collect":
-        report.collect(args.root / args.size, args.dest, size=args.size, scenarios=scenarios)
+        report.collect(
+            args.root / args.size, args.dest, size=args.size, scenarios=scenarios, num_val=SIZES[args.size]["val"]
+        )
         print(f"[table1] collected {args.root / args.size} into {args.dest}")
     return 0
 

@@ -38,6 +38,7 @@ def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatc
     report = (root / "toy" / "report" / "table1.md").read_text()
     assert "| Rec (missing steps) MSE |" in report and "Paired DIVE − DDPAE" in report
     assert "published Table 1 is not shown" in report and (root / "toy" / "report" / "curves.png").is_file()
+    assert "| out_of_scene copy-last | — |" in report and "| out_of_scene-dive-s0 | 32 |" in report
     # --resume on finished runs trains nothing more and reports the same numbers
     capsys.readouterr()
     assert table1.main(["run", *ONE, "--root", str(root), "--resume"]) == 0
@@ -78,7 +79,7 @@ def test_configs_share_budget_schedule_and_data_across_models(size, scenario, tm
         for v in ("dive", "ddpae")
     )
     frame = {"cpu": 32, "paper": 64}[size]
-    assert dive.model["frame_size"] == frame and dive.scenario == scenario and dive.seed == 1
+    assert dive.model.frame_size == frame and dive.scenario == scenario and dive.seed == 1
     assert (
         dive.num_steps() * dive.batch_size <= table1.SIZES[size]["sequences"] < (dive.num_steps() + 1) * dive.batch_size
     )

@@ -337,7 +337,9 @@ def plot_curves(runs: list[dict], path: Path, baselines: dict | None = None) -> 
                 if r["scenario"] != scenario or not pts:
                     continue
                 style = dict(
-                    color="tab:red" if r["variant"] == "dive" else "tab:blue", ls="-" if r["seed"] == 0 else "--"
+                    color="tab:red" if r["variant"] == "dive" else "tab:blue",
+                    ls="-" if r["seed"] == 0 else "--",
+                    marker=".",
                 )
                 ax.plot(
                     [p["sequences"] for p in pts],

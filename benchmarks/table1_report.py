@@ -367,7 +367,7 @@ def plot_curves(runs: list[dict], path: Path, baselines: dict | None = None) -> 
 
 # --------------------------------------------------------------------------- collect
 def collect(
-    size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...], num_val: int, log_stride: int = 100
+    size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...], num_val: int, log_stride: int = 20
 ) -> None:
     """Copy each run's latest checkpoint (≤ 5 MB), config, provenance, subsampled log, validation
     curve and metrics to ``dest/<size>-<run>/``, then write the table and curves into ``dest``."""
@@ -393,3 +393,23 @@ def collect(
         ]
         (target / "log.jsonl").write_text("".join(ln + "\n" for ln in kept))
     write_report(size_dir, dest, size=size, scenarios=scenarios, num_val=num_val)
+
+
+def restore(dest: Path, size_dir: Path, *, size: str) -> list[str]:
+    """The reverse of :func:`collect` for runs whose folder is missing or behind: copy the committed
+    checkpoint and files back into ``size_dir/<run>/``, so that ``--resume`` continues from them."""
+    from dive_pyro.inference.checkpoint import load_checkpoint
+
+    restored = []
+    for saved in sorted(Path(dest).glob(f"{size}-*-s*")):
+        if not (saved / "checkpoint.pt").is_file():
+            continue
+        run_dir = Path(size_dir) / saved.name[len(size) + 1 :]
+        here = run_dir / "checkpoint.pt"
+        if here.is_file() and load_checkpoint(here)["step"] >= load_checkpoint(saved / "checkpoint.pt")["step"]:
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for f in saved.iterdir():
+            shutil.copy(f, run_dir / f.name)
+        restored.append(run_dir.name)
+    return restored

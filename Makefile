@@ -4,11 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # torch is pinned first: on this machine pip finds a local CPU build of exactly this version;
-# a looser requirement would pull a multi-GB CUDA build (see shared/notes/environment.md).
+# a looser requirement would pull a multi-GB CUDA build (a local wheel of exactly this version is in the package index).
 TORCH  ?= torch==2.13.0
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test test-all lint demo bench clean
+.PHONY: install test test-all lint demo bench lab notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m dive_pyro demo --out reports/demo
+
+# JupyterLab on notebooks/ (installs the `notebooks` extra once: JupyterLab + ipykernel, about a minute)
+$(VENV)/.notebooks-stamp: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,notebooks]'
+	touch $@
+
+lab notebooks: $(VENV)/.notebooks-stamp
+	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/data_generation.py

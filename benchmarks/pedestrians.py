@@ -25,14 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import torch  # noqa: E402
 
-from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table  # noqa: E402
-from dive_pyro.inference import load_config, train  # noqa: E402
-from dive_pyro.inference.trained import (  # noqa: E402
-    evaluate_checkpoint,
-    fixed_test_set_for,
-    load_trained,
-    predict_frames,
-)
+from dive_pyro.inference import Comparison, compare, fixed_test_set_for, load_config, load_trained, train  # noqa: E402
+from dive_pyro.inference.trained import predict_frames  # noqa: E402
 from dive_pyro.viz.frames import plot_frame_grid  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pedestrians.md"
@@ -49,13 +43,14 @@ def run(
     preset: str = "tiny-cpu",
     scenario: str = "out_of_scene",
     protocol: str = "dive",
-) -> tuple[dict, dict, dict]:
-    """Train each variant of ``VARIANTS`` for ``seconds`` from ``preset``; score on ``scenario``'s test set.
+) -> tuple[Comparison, dict, dict]:
+    """Train ``dive`` and ``ddpae`` for ``seconds`` each from ``preset``; score on ``scenario``'s test set.
 
-    Returns ``(results, runs, checkpoints)``: metrics per model and baseline, steps/sequences/seconds
-    per model, and each model's checkpoint path.
+    Returns ``(comparison, runs, checkpoints)``: the :func:`~dive_pyro.inference.compare` of both
+    models and the copy-last/zeros baselines, steps/sequences/seconds per model, and each model's
+    checkpoint path.
     """
-    results, runs, checkpoints = {}, {}, {}
+    runs, checkpoints, names = {}, {}, {}
     batch = None
     for variant in ("dive", "ddpae"):
         config = load_config(
@@ -81,13 +76,11 @@ def run(
         }
         if batch is None:
             batch = fixed_test_set_for(config, scenario, num_sequences=num_sequences)
-        name = f"{variant} ({result.step} steps)"
-        results.update(evaluate_checkpoint(result.checkpoint, batch, name=name, protocol=protocol))
+        names[f"{variant} ({result.step} steps)"] = result.checkpoint
         checkpoints[variant] = result.checkpoint
         print(f"[pedestrians] {variant}: {runs[variant]}", flush=True)
-    for name in ("copy-last", "zeros"):
-        results[name] = evaluate_baseline(name, batch, protocol=protocol)
-    return results, runs, checkpoints
+    comparison = compare(names, batch, baselines=("copy-last", "zeros"), protocol=protocol, include_reference=False)
+    return comparison, runs, checkpoints
 
 
 def summary_rows(results: dict, runs: dict) -> list[str]:
@@ -133,13 +126,14 @@ def main() -> None:
     torch.set_num_threads(1)
     seconds = 15.0 if args.quick else args.seconds
     with tempfile.TemporaryDirectory() as tmp:
-        results, runs, checkpoints = run(
+        comparison, runs, checkpoints = run(
             seconds, 1024, Path(tmp), args.overrides, preset="pedestrians", scenario="pedestrians", protocol="full"
         )
         fig = clips_figure(checkpoints)
         if not args.quick:
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(RESULTS.with_suffix(".png"), dpi=80, bbox_inches="tight")
+    results = comparison.results
     n = next(iter(results.values()))["num_sequences"]
     command_tail = "".join(f" {o}" for o in args.overrides)
     text = "\n".join(
@@ -157,7 +151,7 @@ def main() -> None:
             "",
             "Full table:",
             "",
-            markdown_table(results, include_reference=False),
+            comparison.markdown,
             "",
             "Clips: `pedestrians.png`.",
             "",

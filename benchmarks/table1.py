@@ -18,6 +18,7 @@ Scenarios 2-3 are scored on all pixels. Rec = input frames vs the complete groun
     python benchmarks/table1.py score --size cpu --root RUNS --out benchmarks/results/table1
     python benchmarks/table1.py status --size cpu --root RUNS
     python benchmarks/table1.py collect --size cpu --root RUNS --dest benchmarks/results/table1
+    python benchmarks/table1.py restore --size cpu --root RUNS     # committed runs back into RUNS (then --resume)
 """
 
 from __future__ import annotations
@@ -137,8 +138,9 @@ def _record_provenance(run_dir: Path, start_step: int) -> None:
     path.write_text(json.dumps(prov, indent=2) + "\n")
 
 
-def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, sequences: int, resume: bool) -> Path:
-    """Train (or resume) one run to its budget, with its validation curve; then score it on the test set."""
+def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, sequences: int, resume: bool) -> bool:
+    """Train (or resume) one run to its budget, with its validation curve; then score it on the test
+    set. Returns False if it stopped early (SIGINT/SIGTERM: a checkpoint was written)."""
     run_dir = root / size / run_name(scenario, variant, seed)
     step = checkpoint_step(run_dir)
     config = make_config(size, scenario, variant, seed, run_dir, sequences, resume=resume and step is not None)
@@ -162,15 +164,16 @@ def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, seq
         result = fit(model, guide, elbo, config, batch_fn=default_batch_fn(config), on_step=curve)
         if result.interrupted or result.step < total:
             print(f"[table1] {run_dir.name}: stopped at step {result.step}; continue with --resume", flush=True)
-            return run_dir
+            return False
     if not (run_dir / "metrics.json").is_file():  # the test set, once, at the end of the run
         report.score_run(run_dir, num_sequences=SIZES[size]["test"])
-    return run_dir
+        print(f"[table1] {run_dir.name}: scored on the test set ({run_dir / 'metrics.json'})", flush=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("run", "train", "score", "status", "collect"))
+    parser.add_argument("command", choices=("run", "train", "score", "status", "collect", "restore"))
     parser.add_argument("--size", choices=tuple(SIZES), default="cpu")
     parser.add_argument("--root", type=Path, required=True, help="folder of the run folders (<root>/<size>/<run>)")
     parser.add_argument("--scenario", dest="scenarios", action="append", choices=SCENARIOS, help="repeatable")
@@ -192,14 +195,21 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:  # seed 0 of everything first
             for scenario in scenarios:
                 for variant in variants:
-                    train_run(args.size, scenario, variant, seed, args.root, sequences, args.resume)
+                    if not train_run(args.size, scenario, variant, seed, args.root, sequences, args.resume):
+                        return 130  # stopped: the next runs wait for the resume
     if args.command in ("run", "score"):
         out = args.out or args.root / args.size / "report"
-        print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios))
+        num_val = SIZES[args.size]["val"]
+        print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios, num_val=num_val))
     if args.command == "status":
         print(report.status_table(args.root / args.size))
+    if args.command == "restore":
+        names = report.restore(args.dest, args.root / args.size, size=args.size)
+        print(f"[table1] restored {len(names)} run(s) from {args.dest}: {', '.join(names) or 'none needed'}")
     if args.command == "collect":
-        report.collect(args.root / args.size, args.dest, size=args.size, scenarios=scenarios)
+        report.collect(
+            args.root / args.size, args.dest, size=args.size, scenarios=scenarios, num_val=SIZES[args.size]["val"]
+        )
         print(f"[table1] collected {args.root / args.size} into {args.dest}")
     return 0
 

@@ -14,7 +14,8 @@ Pipeline for a batch (only the K input frames are read)::
     LSTM2 for the future steps,  a_d = a_d^0 + cumsum δ                             Eq. 7
     z_a        ~ N(heads([γ_a · a_d, a_s]))                                          Eq. 8
 
-Deviations from the official code (dive_reference §6) are marked ``DEVIATION`` below.
+Deviations from the official code are marked ``DEVIATION`` below; docs/official_code.md §7 lists them
+with their reasons and the options that restore the official behaviour.
 """
 
 from __future__ import annotations
@@ -96,13 +97,14 @@ class DiveGuide(PyroModule):
         self.beta_head = NormalHead(c.hidden, 3)
         self.initial_pose_rnn = nn.LSTM(c.hidden, c.hidden, batch_first=True)  # across objects
         # DEVIATION: the initial-pose mean is offset by [s0, 0, 0]; officially it starts at 0 and the
-        # scale sits on the clamp boundary s0 - 1 with zero gradient until the KL lifts it (§4).
+        # scale sits on the clamp boundary s0 - 1 with zero gradient until the KL lifts it (docs/official_code.md §7).
         self.initial_pose_head = NormalHead(c.hidden, 3, loc_offset=torch.tensor([c.s0, 0.0, 0.0]))
         self.predict_rnn = nn.LSTMCell(c.hidden, c.hidden)
 
     def _build_appearance(self) -> None:
         c = self.config
         self.object_encoder = ConvEncoder(c.object_size, c.object_latent, c.ngf, 1, c.batch_norm)
+        self.object_encoder.channels_last = c.kernels == "fast"  # 1.03x per step (benchmarks/svi_step.py)
         layers = c.appearance_layers
         self.appearance_rnn = nn.LSTM(c.object_latent + c.hidden, c.hidden, layers, batch_first=True)  # LSTM1
         self.appearance_predict_rnn = nn.LSTM(c.hidden, c.hidden, layers, batch_first=True)  # LSTM2
@@ -113,9 +115,9 @@ class DiveGuide(PyroModule):
 
     def _init_scales_at_prior(self) -> None:
         """DEVIATION (default, ``prior_scale_init``): each posterior sd starts at its prior sd
-        instead of softplus(0) = 0.69 (dive_reference §4). Officially the pose increments start
+        instead of softplus(0) = 0.69 (docs/official_code.md §4). Officially the pose increments start
         ~7× wider than their N(0, 0.1²) prior, so early poses random-walk across the frame and
-        training first learns to render blank frames (shared/notes/cpu_step_cost.md)."""
+        training first learns to render blank frames (docs/official_code.md §7)."""
         c = self.config
         sds = {
             "beta_head": [c.beta_scale] * 3,
@@ -141,7 +143,7 @@ class DiveGuide(PyroModule):
 
         Objects are encoded one after the other; object i's LSTMs also read object i−1's states at
         the same frame (DDPAE's recursive conditioning). DEVIATION: the backward LSTM starts from
-        zeros (officially from the forward state after frame 0, dive_reference §6.8).
+        zeros (officially from the forward state after frame 0, official ``models/pose.py:125-126``).
         """
         B, K = y.shape[:2]
         e = self.frame_encoder(y.reshape(B * K, *y.shape[2:])).reshape(B, K, -1)
@@ -168,7 +170,7 @@ class DiveGuide(PyroModule):
         loc, scale = self.missing_head(out)
         return loc.reshape(B, K, N).transpose(1, 2), scale.reshape(B, K, N).transpose(1, 2)
 
-    def sample_missingness(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_presence(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inside ``videos``: ``x_m ~ N(µ_m, σ_m)``; returns ``(z_m, present)`` ``(B, N, K)``.
         ``present`` gates the imputation and the appearance features (hard in "official" mode,
         where the official guide thresholds its draw)."""
@@ -222,7 +224,7 @@ class DiveGuide(PyroModule):
         # future increments: prediction LSTM, autoregressive on its own output
         enc_h, enc_c = encoder_state
         # DEVIATION (default predict_init="own"): each object starts from its own final forward-encoder
-        # state; the official code gives every object the last object's (a bug, dive_reference §6.7)
+        # state; the official code gives every object the last object's (a bug, official ``models/pose.py:206``)
         if self.config.predict_init == "official":
             enc_h, enc_c = enc_h[:, -1:].expand(B, N, D), enc_c[:, -1:].expand(B, N, D)
         state = (enc_h.reshape(B * N, D), enc_c.reshape(B * N, D))
@@ -322,7 +324,7 @@ class DiveGuide(PyroModule):
         y = batch.observed[:, : plates.K]  # the guide never reads the future frames
         h_y, encoder_state = self.encode(y)
         with plates.videos:
-            z_m, present = self.sample_missingness(plates, h_y)
+            z_m, present = self.sample_missingness_and_presence(plates, h_y)
             with plates.objects:
                 z_p = self.sample_pose(plates, h_y, present, encoder_state)
                 self.sample_appearance(plates, y, z_p, present)

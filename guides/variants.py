@@ -34,7 +34,7 @@ class DdpaeGuide(DiveGuide):
         self.static_fc = nn.Linear(c.hidden, c.static_dim)
         self.appearance_head = NormalHead(c.static_dim, c.appearance_dim)
 
-    def sample_missingness(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_presence(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z_m = h_y.new_zeros(h_y.shape[:3])
         return z_m, 1 - z_m
 
@@ -67,7 +67,7 @@ class BernoulliDiveGuide(DiveGuide):
         a = loc / scale
         return torch.special.log_ndtr(a) - torch.special.log_ndtr(-a)
 
-    def sample_missingness(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_presence(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.missing_logits(*self.missingness_params(h_y))
         baseline = self.baseline_net(h_y.detach().mean((1, 2))).reshape(-1, 1, 1)  # (B, 1, 1)
         z = pyro.sample(
@@ -84,7 +84,7 @@ class EnumDiveGuide(DiveGuide):
     missingness head only gates the imputation softly, with ``present = 1 − Φ(µ_m/σ_m)``; it is
     not a posterior (use ``dive_pyro.inference.missing_probability`` for the exact one)."""
 
-    def sample_missingness(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_presence(self, plates: Plates, h_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc, scale = self.missingness_params(h_y)
         z_m = torch.special.ndtr(loc / scale)
         return z_m, 1 - z_m

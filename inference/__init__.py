@@ -12,6 +12,7 @@ from dive_pyro.inference.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from dive_pyro.inference.compare import Comparison, compare
 from dive_pyro.inference.config import (
     TrainConfig,
     apply_overrides,
@@ -22,9 +23,10 @@ from dive_pyro.inference.config import (
     save_config,
 )
 from dive_pyro.inference.distributed import DistContext, all_reduce_grads, setup_distributed
+from dive_pyro.inference.files import DiskFullError, RunFolderBusyError, RunLock
 from dive_pyro.inference.posterior import PosteriorMean, missing_probability, reconstruct, sample_posterior
 from dive_pyro.inference.progress import plot_elbo, read_log
-from dive_pyro.inference.registry import Variant, build, register_variant, variant_names
+from dive_pyro.inference.registry import Variant, build, register_variant, resolve_config, variant_names
 from dive_pyro.inference.train import (
     TrainingDivergedError,
     TrainResult,
@@ -36,19 +38,37 @@ from dive_pyro.inference.train import (
     resolve_device,
     train,
 )
+from dive_pyro.inference.trained import (
+    TrainedModel,
+    evaluate_trained,
+    fixed_test_set_for,
+    load_trained,
+    shipped_checkpoint,
+)
 
 __all__ = [
+    "Comparison",
     "PosteriorMean",
+    "TrainedModel",
+    "compare",
+    "evaluate_trained",
+    "fixed_test_set_for",
+    "load_trained",
+    "shipped_checkpoint",
     "Variant",
     "build",
     "missing_probability",
     "reconstruct",
     "register_variant",
+    "resolve_config",
     "sample_posterior",
     "variant_names",
     "CHECKPOINT_NAME",
+    "DiskFullError",
     "DistContext",
     "KLAnneal",
+    "RunFolderBusyError",
+    "RunLock",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",

@@ -262,7 +262,7 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
     """``ValueError`` unless the checkpoint was written for the same variant and model config."""
     check_variant(state, variant, path=path)
     where = f" {str(path)!r}" if path else ""
-    saved, now = _with_defaults(state["config"].get("model") or {}), _with_defaults(model_config)
+    saved, now = _with_defaults(variant, state["config"].get("model") or {}), _with_defaults(variant, model_config)
     if saved != now:
         raise ValueError(
             f"checkpoint{where} was trained with a different model config (saved vs now): "
@@ -270,12 +270,13 @@ def check_compatible(state: dict, variant: str, model_config: dict[str, Any], *,
         )
 
 
-def _with_defaults(model_config: dict[str, Any]) -> dict[str, Any]:
-    """``model_config`` with every unset :class:`DiveConfig` field at its default (so leaving a key
-    out and setting it to its default compare equal); tuples as lists, as TOML reads them. Fields
-    that change only how the numbers are computed (``NUMERICS_ONLY``, e.g. ``kernels``) are left out."""
-    from dive_pyro.core.config import NUMERICS_ONLY, DiveConfig
+def _with_defaults(variant: str, model_config: dict[str, Any]) -> dict[str, Any]:
+    """``model_config`` (a checkpoint's, possibly written before configs were stored in full) with
+    every unset field at the variant's default (so leaving a key out and setting it to its default
+    compare equal); tuples as lists, as TOML reads them. Fields that change only how the numbers
+    are computed (``NUMERICS_ONLY``, e.g. ``kernels``) are left out."""
+    from dive_pyro.core.config import NUMERICS_ONLY
+    from dive_pyro.inference.config import resolve_model
 
-    defaults = {f.name: f.default for f in dataclasses.fields(DiveConfig)}
-    merged = {**defaults, **dict(model_config)}
+    merged = dataclasses.asdict(resolve_model(variant, dict(model_config)))
     return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items() if k not in NUMERICS_ONLY}

@@ -1,8 +1,9 @@
 """`TrainConfig`: every knob of an SVI training run, loaded from TOML presets plus overrides.
 
 A config is a TOML file whose top-level keys are the fields of :class:`TrainConfig`, with two
-tables: ``[model]`` (keyword arguments of ``dive_pyro.build``, i.e. fields of
-``dive_pyro.core.config.DiveConfig``) and ``[data]`` (options of ``dive_pyro.data.generate``).
+tables: ``[model]`` (fields of ``dive_pyro.core.config.DiveConfig``; ``TrainConfig.model`` is that
+``DiveConfig``, resolved once on the variant's registered defaults, and saved with every field)
+and ``[data]`` (options of ``dive_pyro.data.generate``).
 Command-line-style overrides ``key=value`` / ``model.hidden=32`` are typed by the field types;
 values are parsed as TOML literals (``lr=3e-4``, ``betas=[0.9,0.999]``, ``clip_norm=none``).
 
@@ -22,17 +23,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dive_pyro.core.config import DiveConfig
 from dive_pyro.inference.files import atomic_write_text
 
 __all__ = [
     "TrainConfig",
     "load_config",
+    "resolve_model",
     "list_presets",
     "apply_overrides",
     "config_to_dict",
     "config_from_dict",
     "dump_toml",
     "save_config",
+    "valid_data_keys",
 ]
 
 OPTIMIZERS = ("adam", "clipped_adam")
@@ -62,7 +66,9 @@ class TrainConfig:
     """
 
     variant: str = "dive"
-    model: dict = field(default_factory=dict)
+    # the model's DiveConfig; given as a dict of fields it is resolved on the variant's registered
+    # defaults (dive_pyro.inference.resolve_config)
+    model: DiveConfig = field(default_factory=dict)
     scenario: str = "occlusion"
     data: dict = field(default_factory=dict)
     batch_size: int = 64
@@ -88,10 +94,10 @@ class TrainConfig:
     # run
     device: str = "auto"
     seed: int = 0
-    # CPU threads (None: torch's default). Results are bit-for-bit reproducible for a fixed thread
-    # count only: torch splits float reductions by thread, so 1 and 2 threads differ in the last
-    # bits from step 1 on (a resume with another count is announced)
-    num_threads: int | None = None
+    # Results are bit-for-bit reproducible for a fixed thread count only: torch splits float
+    # reductions by thread, so 1 and 2 threads differ in the last bits from step 1 on (a resume
+    # with another count than its checkpoint's is announced)
+    num_threads: int | None = None  # none: 1 per process on CPU; capped to the free cores (inference/threads.py)
     out_dir: str = "runs/dive"
     max_seconds: float | None = None  # stop (with a checkpoint) after this much training time
     checkpoint_every: int | None = 500  # steps
@@ -99,6 +105,9 @@ class TrainConfig:
     keep_checkpoints: int = 0  # rotating numbered copies besides checkpoint.pt
     log_every: int = 1
     max_bad_steps: int = 5
+    # Pyro/torch distribution argument checks during training steps (off: 1.02-1.04x faster; a NaN
+    # parameter still gives a non-finite loss, which skips the step). Evaluation and tests keep them on.
+    validate: bool = False
     resume: bool = False
     overwrite: bool = False
     # warm start: a new run (step 0, fresh optimiser and schedules) from the model and guide weights
@@ -111,7 +120,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         hints = _hints()
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], f.metadata))
+            if f.name != "model":
+                setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name], f.metadata))
+        self.model = resolve_model(self.variant, self.model)
         self._validate()
 
     # ------------------------------------------------------------------ derived
@@ -129,9 +140,10 @@ class TrainConfig:
         out = dict(self.data)
         factor = int(out.get("downsample", 1))
         for key in SHARED_KEYS:
-            if key in self.model and key not in out:
+            if key not in out:
                 # with data.downsample = f the generator draws f-times larger frames
-                out[key] = self.model[key] * factor if key == "frame_size" else self.model[key]
+                value = getattr(self.model, key)
+                out[key] = value * factor if key == "frame_size" else value
         return out
 
     # ------------------------------------------------------------------ checks
@@ -144,11 +156,13 @@ class TrainConfig:
                 raise bad(name, "a positive integer")
         if self.num_particles is not None and self.num_particles < 1:
             raise bad("num_particles", "a positive integer or none")
+        defaults = resolve_model(self.variant, {})
         for name in ("num_particles", "imputation_p", "appearance_dropout_p"):
-            if name in self.model and getattr(self, name) is not None:
+            ours = getattr(self.model, name)
+            if ours != getattr(defaults, name) and getattr(self, name) is not None:
                 raise ValueError(
                     f"{name} is set both at top level ({getattr(self, name)!r}, applied by the trainer) "
-                    f"and as model.{name} ({self.model[name]!r}); set one of them (top-level "
+                    f"and as model.{name} ({ours!r}); set one of them (top-level "
                     f"{name}=none defers to the model)"
                 )
         if self.steps is None and self.epochs is None:
@@ -197,19 +211,65 @@ class TrainConfig:
                 f"data.{reserved[0]} is set by the runner (scenario, batch_size, seed, device, split are "
                 f"top-level settings); remove it from [data]"
             )
+        valid = _known_data_keys(self.scenario)  # None: a scenario of the caller's own batch_fn (fit)
+        unknown = sorted(set(self.data) - set(valid or self.data))
+        if unknown:
+            raise ValueError(
+                f"unknown data key {unknown[0]!r} for scenario {self.scenario!r}; valid data keys: {', '.join(valid)}"
+            )
         factor = self.data.get("downsample", 1)
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
             raise ValueError(f"data.downsample must be a positive integer, got {factor!r}")
         for key in SHARED_KEYS:
-            expected = self.model.get(key)
-            if key == "frame_size" and expected is not None:
-                expected *= factor
-            if key in self.model and key in self.data and expected != self.data[key]:
+            expected = getattr(self.model, key) * (factor if key == "frame_size" else 1)
+            if key in self.data and expected != self.data[key]:
                 raise ValueError(
-                    f"data.{key} = {self.data[key]!r} disagrees with model.{key} = {self.model[key]!r} "
+                    f"data.{key} = {self.data[key]!r} disagrees with model.{key} = {getattr(self.model, key)!r} "
                     f"(data.downsample = {factor}); "
                     "set it once, in [model]"
                 )
+
+
+def _known_data_keys(scenario: str) -> list[str] | None:
+    try:
+        return valid_data_keys(scenario)
+    except ValueError:
+        return None
+
+
+def valid_data_keys(scenario: str) -> list[str]:
+    """The keys ``[data]`` accepts for ``scenario``: ``downsample`` plus the Moving-MNIST generator's
+    settings (``dive_pyro.data.moving_mnist.generator_keys``) or, for real video, the source keys and
+    the window builder's (``dive_pyro.data.mots.build_sequences``)."""
+    import inspect
+
+    from dive_pyro.data.moving_mnist import SCENARIOS, generator_keys
+    from dive_pyro.inference.data_sources import REAL_SCENARIOS, SOURCE_KEYS
+
+    if scenario in REAL_SCENARIOS:
+        from dive_pyro.data.mots import build_sequences
+
+        built = [k for k in inspect.signature(build_sequences).parameters if k not in ("seq", "seed")]
+        keys = [*SOURCE_KEYS, *built]
+    elif scenario in SCENARIOS:
+        keys = list(generator_keys(scenario))
+    else:
+        raise ValueError(f"scenario must be one of {[*SCENARIOS, *REAL_SCENARIOS]}, got {scenario!r}")
+    return ["downsample", *keys]
+
+
+def resolve_model(variant: str, model: DiveConfig | dict) -> DiveConfig:
+    """``model`` as a :class:`DiveConfig`: a dict's keys checked and typed, then laid over the
+    registered defaults of ``variant`` (plain ``DiveConfig`` defaults for an unregistered one,
+    e.g. a model passed to ``fit`` directly)."""
+    if isinstance(model, DiveConfig):
+        return model
+    if not isinstance(model, dict):
+        raise TypeError(f"model must be a DiveConfig or a dict of its fields, got {type(model).__name__}")
+    from dive_pyro.inference.registry import resolve_config, variant_names
+
+    model = _check_model_keys(model, "model")
+    return resolve_config(variant, **model) if variant in variant_names() else DiveConfig(**model)
 
 
 # --------------------------------------------------------------------------- typing
@@ -306,6 +366,8 @@ def config_to_dict(config: TrainConfig) -> dict:
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, DiveConfig):
+            return plain(dataclasses.asdict(v))
         return v
 
     return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
@@ -321,24 +383,13 @@ def config_from_dict(values: dict, *, source: str = "config") -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown key {unknown[0]!r} in {source}; valid keys: {', '.join(_valid_keys())}")
     values = dict(values)
-    if "model" in values and isinstance(values["model"], dict):
+    if isinstance(values.get("model"), dict):
         values["model"] = _check_model_keys(values["model"], source)
     return TrainConfig(**values)
 
 
-def _dive_config_fields() -> dict[str, Any] | None:
-    """Field types of ``dive_pyro.core.config.DiveConfig``, or ``None`` if it is not available."""
-    try:
-        from dive_pyro.core.config import DiveConfig
-    except ImportError:
-        return None
-    return typing.get_type_hints(DiveConfig)
-
-
 def _check_model_keys(model: dict, source: str) -> dict:
-    hints = _dive_config_fields()
-    if hints is None:
-        return model
+    hints = typing.get_type_hints(DiveConfig)
     out = {}
     for key, value in model.items():
         if key not in hints:

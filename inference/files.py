@@ -51,6 +51,9 @@ class RunFolderBusyError(RuntimeError):
 class DiskFullError(OSError):
     """A write failed for lack of space (or a file-size limit); the message names folder and size."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 # --------------------------------------------------------------------------- lock
 class RunLock:

@@ -45,8 +45,7 @@ def impute_video(model, guide, batch: SceneBatch, *, use_mean: bool = True) -> t
         raise TypeError(f"batch must be a SceneBatch, got {type(batch).__name__}")
     trace = posterior_trace(model, guide, batch, use_mean=use_mean)
     z_p = trace.nodes["z_p"]["value"]
-    z_a = trace.nodes["z_a"]["value"]
-    z_a = z_a.expand(*z_p.shape[:-1], z_a.shape[-1])  # DDPAE: one appearance per object
+    z_a = model.appearance_per_frame(trace.nodes["z_a"]["value"], z_p.shape[-2])
     components = model.render_objects(z_a, z_p)  # (B, N, T, 1, H, W)
     complete = model.composite(components, None).clamp(0.0, 1.0)
     K = batch.num_observed

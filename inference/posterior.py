@@ -30,7 +30,15 @@ from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.models.dive import DiveModel
 
-__all__ = ["DRAW_KEYS", "PosteriorMean", "missing_probability", "posterior_trace", "reconstruct", "sample_posterior"]
+__all__ = [
+    "DRAW_KEYS",
+    "PosteriorMean",
+    "eval_mode",
+    "missing_probability",
+    "posterior_trace",
+    "reconstruct",
+    "sample_posterior",
+]
 
 #: Keys of :func:`sample_posterior` for every variant (``x_m`` and ``objects`` where available/asked).
 DRAW_KEYS = ("z_m", "present", "z_p", "z_a", "frames", "imputed")
@@ -101,7 +109,9 @@ def _rng(seed: int | None, device: torch.device) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _eval_mode(*fns) -> Iterator[None]:
+def eval_mode(*fns) -> Iterator[None]:
+    """Put the ``nn.Module``s among ``fns`` in eval mode (BatchNorm statistics, no imputation or
+    appearance dropout) for the block; their modes are restored after it."""
     modules = [m for m in fns if isinstance(m, torch.nn.Module)]  # e.g. not a handler-wrapped guide
     was = [m.training for m in modules]
     for m in modules:
@@ -176,7 +186,7 @@ def sample_posterior(
     if not isinstance(parallel, bool):
         raise TypeError(f"parallel must be a bool, got {parallel!r}")
     S, B = num_samples, batch.batch_size
-    with torch.no_grad(), _eval_mode(model, guide), _rng(seed, batch.device):
+    with torch.no_grad(), eval_mode(model, guide), _rng(seed, batch.device):
         if parallel:  # row s * B + b of the tiled batch is draw s of video b
             tiled = SceneBatch.cat([batch] * S)
             draw = _draw(model, posterior_trace(model, guide, tiled, False), tiled, include_objects, extra_sites)

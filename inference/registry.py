@@ -21,6 +21,7 @@ factory ``f(config) -> (model, guide, elbo)`` with ``@register_variant("mine")``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ from dive_pyro.guides.variants import BernoulliDiveGuide, DdpaeGuide, EnumDiveGu
 from dive_pyro.models.dive import DiveModel
 from dive_pyro.models.variants import BernoulliDiveModel, DdpaeModel, EnumDiveModel
 
-__all__ = ["Variant", "build", "register_variant", "variant_names"]
+__all__ = ["Variant", "build", "register_variant", "resolve_config", "variant_names"]
 
 Factory = Callable[[DiveConfig], tuple[torch.nn.Module, torch.nn.Module, ELBO]]
 
@@ -105,13 +106,29 @@ def variant_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(name: str = "dive", **config: Any):
-    """Build ``(model, guide, elbo)`` for variant ``name`` with :class:`DiveConfig` overrides."""
+def _variant(name: str) -> Variant:
     if name not in _REGISTRY:
         raise ValueError(f"unknown variant {name!r}; registered variants: {variant_names()}")
-    _check_keys(config, "config")
-    variant = _REGISTRY[name]
-    return variant.factory(DiveConfig(**{**variant.defaults, **config}))
+    return _REGISTRY[name]
+
+
+def resolve_config(name: str = "dive", **overrides: Any) -> DiveConfig:
+    """The :class:`DiveConfig` of variant ``name``: its registered defaults, then ``overrides``."""
+    variant = _variant(name)
+    _check_keys(overrides, "config")
+    return DiveConfig(**{**variant.defaults, **overrides})
+
+
+def build(name: str = "dive", config: DiveConfig | None = None, **overrides: Any):
+    """Build ``(model, guide, elbo)`` for variant ``name``: from a complete ``config`` (e.g. a
+    ``TrainConfig.model``), or from the variant's defaults with :class:`DiveConfig` ``overrides``."""
+    variant = _variant(name)
+    if config is None:
+        return variant.factory(resolve_config(name, **overrides))
+    if not isinstance(config, DiveConfig):
+        raise TypeError(f"config must be a DiveConfig (or pass its fields as keywords), got {type(config).__name__}")
+    _check_keys(overrides, "config")
+    return variant.factory(dataclasses.replace(config, **overrides))
 
 
 register_variant("dive", model=DiveModel, guide=DiveGuide, elbo=Trace_ELBO)

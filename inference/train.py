@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -52,6 +54,7 @@ from dive_pyro.inference.distributed import (
 )
 from dive_pyro.inference.files import DiskFullError, RunLock, remove_stale_temp_files
 from dive_pyro.inference.progress import LOG_NAME, PLOT_NAME, RunLog, plot_elbo, truncate_log
+from dive_pyro.inference.threads import threads_for_run
 
 __all__ = [
     "TrainResult",
@@ -121,17 +124,20 @@ def local_params() -> contextlib.AbstractContextManager:
 
 
 def build_from_config(config: TrainConfig):
-    """``dive_pyro.build(config.variant, **config.model)`` with module-local params, seeded by ``seed``."""
+    """``dive_pyro.build(config.variant, config.model)`` with module-local params, seeded by ``seed``."""
     from dive_pyro.inference.registry import build
 
     pyro.set_rng_seed(config.seed)
     with local_params():
-        return build(config.variant, **config.model)
+        return build(config.variant, config.model)
 
 
 def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
-    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data)`` (on CPU)."""
-    from dive_pyro.data import generate
+    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data).downsample(f)`` (on
+    the CPU, or on the training GPU), rendered by
+    :func:`~dive_pyro.data.fast_render.generate_training_batch`: the same videos without the
+    per-object ``objects`` buffer, which training does not use."""
+    from dive_pyro.data.fast_render import generate_training_batch
 
     options = config.data_options()
     from dive_pyro.inference.data_sources import REAL_SCENARIOS, real_batch_fn
@@ -140,9 +146,14 @@ def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
         return real_batch_fn(config.scenario, options, config.batch_size)
     factor = options.pop("downsample", 1)
 
+    # on a GPU the batch is rendered there (same layout from the CPU generator, same pixels)
+    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = device if device.type == "cuda" else torch.device("cpu")
+
     def batch_fn(seed: int) -> SceneBatch:
-        batch = generate(config.scenario, config.batch_size, seed=seed, split="train", **options)
-        return batch.downsample(factor)
+        return generate_training_batch(
+            config.scenario, config.batch_size, seed=seed, split="train", downsample=factor, device=device, **options
+        )
 
     return batch_fn
 
@@ -238,24 +249,26 @@ def fit(
     :class:`KLAnneal` when beta < 1), gradients summed over ranks, clipped, checked; a non-finite
     loss or gradient skips the step; ``max_bad_steps`` in a row roll back once to the last
     checkpoint (with fresh particle noise), a second time raise :class:`TrainingDivergedError`.
-    SIGINT/SIGTERM stop cleanly after writing a checkpoint (``result.interrupted``).
+    SIGINT/SIGTERM/SIGHUP stop cleanly after writing a checkpoint (``result.interrupted``) that no
+    further signal can cut short; the run folder is locked for the call (:class:`RunLock`); a full
+    disk is retried with back-off (:data:`WRITE_RETRY_DELAYS`), then raises :class:`DiskFullError`.
     ``on_step(step, model, guide)``, if given, runs after each completed step (e.g. a validation
     curve); it must leave the modules in training mode. The next step reseeds every RNG, so what it
-    draws does not change the run.
+    draws does not change the run. Threads: one per process on CPU unless ``num_threads`` says
+    otherwise (see :mod:`dive_pyro.inference.threads`).
     """
     _check_local_params(model, guide)
     batch_fn = batch_fn or default_batch_fn(config)
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
-    ctx: DistContext = setup_distributed(resolve_device(config.device))
-    device = resolve_device(config.device, ctx.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    try:
-        with local_params(), _StopFlag() as stop:
-            return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop, on_step).run()
-    finally:
-        teardown_distributed(ctx)
+    with threads_for_run(config.num_threads, resolve_device(config.device)):
+        ctx: DistContext = setup_distributed(resolve_device(config.device))
+        device = resolve_device(config.device, ctx.local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        try:
+            with local_params(), _StopFlag() as stop:
+                return _Run(model, guide, elbo, config, batch_fn, ctx, device, stop, on_step).run()
+        finally:
+            teardown_distributed(ctx)
 
 
 class _Run:
@@ -381,6 +394,7 @@ class _Run:
                     *self.out_dir.glob("checkpoint*.pt"),
                 ]:
                     old.unlink(missing_ok=True)
+                shutil.rmtree(self.out_dir / "tensorboard", ignore_errors=True)  # its points belong to the old run
         barrier(self.ctx)
         if not cfg.resume:
             return None
@@ -432,6 +446,11 @@ class _Run:
         self.t_start = time.monotonic()
         if state is not None:
             self._restore(state)
+            if self.step > self.num_steps:  # before anything in the run folder changes
+                raise ValueError(
+                    f"cannot resume {str(self.ckpt_path)!r} at step {self.step} to steps={self.num_steps}: the run "
+                    f"is already past it; give steps > {self.step} to continue it, or overwrite=true to start over"
+                )
             if self.ctx.is_main:
                 truncate_log(self.out_dir / LOG_NAME, self.step)
         else:
@@ -474,20 +493,16 @@ class _Run:
     def _loop(self) -> None:
         cfg = self.config
         while self.step < self.num_steps:
-            in_update = False
             try:
                 with self.stop.computing():
                     record, stop_requested = self._one_step()
-                in_update = True
-                if not record["skipped"]:
-                    self.optimizer.step()
-                in_update = False
-            except KeyboardInterrupt:  # second Ctrl-C, or raised outside the main thread
-                if not in_update:
-                    self._checkpoint()
+            except KeyboardInterrupt:  # second Ctrl-C (or raised by batch_fn): the step is dropped
+                self._checkpoint()
                 self.log.message(f"interrupted at step {self.step}; {self.ckpt_path} holds step {self.last_ckpt_step}")
                 self.result.interrupted = True
                 return
+            if not record["skipped"]:
+                self.optimizer.step()  # not abortable: a Ctrl-C now only asks to stop after this step
             self.step += 1
             self.result.losses.append(record["loss"])
             if self.on_step is not None and not record["skipped"]:
@@ -534,7 +549,7 @@ class _Run:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Encountered NaN")  # detected and reported below
                 self.anneal.beta = beta
-                with self.anneal if beta != 1.0 else contextlib.nullcontext():
+                with self.anneal if beta != 1.0 else contextlib.nullcontext(), pyro.validation_enabled(cfg.validate):
                     loss = float(self.elbo.loss_and_grads(self.model, self.guide, batch))
         except ValueError as exc:
             if not _is_nonfinite_error(exc):

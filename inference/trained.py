@@ -10,10 +10,12 @@ drawn in every frame) against the ground truth; "Rec observed" scores the model'
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation.tables import evaluate_frames
@@ -25,12 +27,21 @@ from dive_pyro.inference.train import local_params
 
 __all__ = [
     "TrainedModel",
+    "shipped_checkpoint",
     "load_trained",
     "fixed_test_set_for",
     "predict_frames",
     "nelbo",
     "evaluate_checkpoint",
 ]
+
+
+def shipped_checkpoint(name: str = "tiny-cpu") -> Path:
+    """Path of the checkpoint of a model shipped inside the package (``dive_pyro/pretrained/<name>/``);
+    it may be absent (e.g. a source checkout without the weights)."""
+    from importlib.resources import files
+
+    return Path(str(files("dive_pyro"))) / "pretrained" / name / "checkpoint.pt"
 
 
 @dataclass
@@ -50,7 +61,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     check_finite_weights(state, path=path)
     config = config_from_dict(state["config"])
     with local_params():
-        model, guide, elbo = build(config.variant, **config.model)
+        model, guide, elbo = build(config.variant, config.model)
     load_weights(model, state["model"], part="model", path=path)
     load_weights(guide, state["guide"], part="guide", path=path)
     model.to(device).eval()
@@ -104,7 +115,7 @@ def predict_frames(model, guide, batch: SceneBatch, *, use_mean: bool = True, co
 @torch.no_grad()
 def nelbo(model, guide, elbo, batch: SceneBatch) -> float:
     """Negative ELBO per pixel (sum over sequences, frames and pixels divided by their number),
-    the normalisation of the paper's NELBO column (dive_reference §3)."""
+    the normalisation of the paper's NELBO column (docs/official_code.md §3)."""
     B, T, C, H, W = batch.observed.shape
     return float(elbo.loss(model, guide, batch)) / (B * T * C * H * W)
 
@@ -139,11 +150,13 @@ def evaluate_trained(
     use_mean: bool = True,
     chunk_size: int = 64,
     name: str | None = None,
+    progress: bool | None = None,
 ) -> dict[str, dict]:
     """Table-1 metrics of a loaded model on ``batch`` (moved to the model's device).
 
     Returns ``{name: results}``; with ``num_samples > 1`` also ``"<name> best-of-k"`` and
     ``"<name> mean-of-k"``. Every result carries ``nelbo`` (per pixel, 1-particle estimate).
+    ``progress``: a tqdm bar of scored sequences on stderr; ``None`` shows it only on a terminal.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -152,6 +165,14 @@ def evaluate_trained(
     name = name or f"{trained.config.variant} (step {trained.step})"
     single, masked, best, mean, losses = [], [], [], [], []
     K = batch.num_observed
+    bar = tqdm(
+        total=batch.batch_size,
+        unit="seq",
+        desc="evaluating",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None if progress is None else not progress,  # None: only when stderr is a terminal
+    )
     for chunk in _chunks(batch, chunk_size):
         single.append(predict_frames(trained.model, trained.guide, chunk, use_mean=use_mean))
         masked.append(predict_frames(trained.model, trained.guide, chunk, use_mean=True, complete=False))
@@ -165,6 +186,8 @@ def evaluate_trained(
             pick = err.argmin(0)
             best.append(draws[pick, torch.arange(chunk.batch_size)])
             mean.append(draws.mean(0))
+        bar.update(chunk.batch_size)
+    bar.close()
     total_nelbo = sum(losses) / batch.batch_size
     results = {name: evaluate_frames(torch.cat(single), batch, protocol=protocol)}
     # what was seen is best explained by the model's own frames, in which missing objects are absent

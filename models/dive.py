@@ -27,6 +27,7 @@ import torch
 from pyro.nn import PyroModule
 
 from dive_pyro.core.config import DiveConfig
+from dive_pyro.core.likelihoods import ScalarScaleNormal
 from dive_pyro.core.nets import ConvDecoder, dcgan_init, place_sprites
 from dive_pyro.core.stn import place_and_sum
 from dive_pyro.core.structure import Plates, check_batch, instance_name, missingness_from_gaussian, pose_transition
@@ -61,16 +62,17 @@ class DiveModel(PyroModule):
         return dist.Normal(self.pose_loc.new_zeros(()), 1.0).expand(shape)
 
     def initial_pose_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
-        """Prior of ``z_p_0``: N([s0, 0, 0], diag[0.2, 1, 1]²) (dive_reference §3)."""
+        """Prior of ``z_p_0``: N([s0, 0, 0], diag[0.2, 1, 1]²) (official ``models/DiveModel.py:79-80``)."""
         return dist.Normal(self.pose_loc, self.pose_scale).expand(shape + (3,)).to_event(1)
 
     def beta_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
-        """Prior of the pose increments ``beta``: N(0, 0.1²), i.i.d. over time (dive_reference §3)."""
+        """Prior of the pose increments ``beta``: N(0, 0.1²), i.i.d. over time (official
+        ``models/DiveModel.py:82-84``)."""
         loc = self.pose_loc.new_zeros(())
         return dist.Normal(loc, self.config.beta_scale).expand(shape + (3,)).to_event(1)
 
     def appearance_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
-        """Prior of the appearance ``z_a``: N(0, I_h) (dive_reference §3)."""
+        """Prior of the appearance ``z_a``: N(0, I_h) (docs/official_code.md §3)."""
         loc = self.pose_loc.new_zeros(())
         return dist.Normal(loc, 1.0).expand(shape + (self.config.appearance_dim,)).to_event(1)
 
@@ -84,7 +86,9 @@ class DiveModel(PyroModule):
         """
         kind = self.config.likelihood
         if kind == "normal":
-            return dist.Normal(loc, self.config.likelihood_scale)
+            if self.config.kernels == "reference":
+                return dist.Normal(loc, self.config.likelihood_scale)
+            return ScalarScaleNormal(loc, self.config.likelihood_scale)  # same density, cheaper log_prob
         probs = loc.clamp(_PROB_EPS, 1 - _PROB_EPS)
         if kind == "bernoulli":
             return dist.Bernoulli(probs=probs, validate_args=False)
@@ -151,7 +155,7 @@ class DiveModel(PyroModule):
         return torch.cat(self.render_frames(z_a, z_p, present), -4)
 
     # ------------------------------------------------------------------ latent blocks
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         """Inside ``videos``: missingness on the K input frames; returns ``(z_m, weight)``
         ``(B, N, K)``, where ``weight`` multiplies each object's rendering."""
         with plates.objects, plates.input_time:
@@ -178,7 +182,7 @@ class DiveModel(PyroModule):
 
         DEVIATION: the official code has two sites (``masked_obs`` for the inputs, ``obs`` for the
         future; same sum) and scores every pixel of the input frames, hidden ones included (it
-        crops only the future, and only after ~3k steps, dive_reference §3); we mask all frames.
+        crops only the future, and only after ~3k steps, official ``models/DiveModel.py:371-376``); we mask all frames.
         """
         loc = torch.cat([frames_in, frames_future], -4).unsqueeze(-5).unsqueeze(-5)  # (B,1,1,T,1,H,W)
         visible = batch.visible[:, None, None]
@@ -188,7 +192,7 @@ class DiveModel(PyroModule):
     def forward(self, batch: SceneBatch) -> torch.Tensor:
         plates = Plates.make(*check_batch(batch, self.config), device=batch.device)
         with plates.videos:
-            z_m, weight = self.sample_missingness(plates)
+            z_m, weight = self.sample_missingness_and_weight(plates)
             enumerated = z_m.dim() > 3  # model-side enumeration (dive-enum) adds leading dims
             if not enumerated:
                 with plates.objects, plates.input_time:

@@ -1,7 +1,8 @@
 """Model variants; each overrides only the factory methods or latent blocks it changes.
 
 * :class:`DdpaeModel` (``ddpae``): DIVE minus missingness and dynamic appearance, a single
-  static ``z_a`` per object (our in-house DDPAE baseline, dive_reference §7).
+  static ``z_a`` per object (our in-house DDPAE baseline: DDPAE's static ``content`` latent,
+  DDPAE ``models/DDPAE.py:276-292``, see docs/official_code.md §8).
 * :class:`BernoulliDiveModel` (``dive-bernoulli``): ``z_m ~ Bernoulli(1/2)`` directly
   (1/2 = P(N(0, 1) ≥ 0), the Heaviside variant's prior probability), for ``TraceGraph_ELBO``.
 * :class:`EnumDiveModel` (``dive-enum``): the same Bernoulli prior, summed out exactly by
@@ -25,7 +26,7 @@ class DdpaeModel(DiveModel):
     """DDPAE ablation: every object is present in every frame (no missingness site) and has one
     appearance ``z_a`` ``(B, N, 1, h)``, repeated over time (DDPAE's ``content``)."""
 
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         z_m = self.pose_loc.new_zeros(plates.B, plates.N, plates.K)
         return z_m, 1 - z_m
 
@@ -54,7 +55,7 @@ class BernoulliDiveModel(DiveModel):
     def missingness_prior(self, shape: tuple[int, ...]) -> dist.Distribution:
         return dist.Bernoulli(probs=self.pose_loc.new_full((), 0.5)).expand(shape)
 
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         z = pyro.sample("z_m", self.missingness_prior((plates.B, 1, 1, plates.N, plates.K)).to_event(2))
         z_m = from_video_event(z)
         return z_m, 1 - z_m
@@ -65,7 +66,8 @@ class EnumDiveModel(BernoulliDiveModel):
 
     The frame sums over objects, so the enumerated ``z_m`` of different objects are coupled by
     the likelihood: enumerating them inside the vectorised ``objects`` plate would silently give a
-    wrong ELBO (pyro_anchors §2a-C). Each object therefore gets its own site ``z_m_{i}`` (B, 1, K)
+    wrong ELBO (a variable enumerated inside a plate must be independent across it;
+    ``tests/models/test_elbo_exact.py`` shows the error). Each object therefore gets its own site ``z_m_{i}`` (B, 1, K)
     in a *sequential* plate, hence its own enumeration dim, and each frame costs 2^N terms. The
     input frames are observed inside the ``input_time`` plate (site ``obs_input``, frames are
     independent given the latents), the future ones in ``videos`` only (``obs_future``).
@@ -73,7 +75,7 @@ class EnumDiveModel(BernoulliDiveModel):
 
     enumerates_missingness = True
 
-    def sample_missingness(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_missingness_and_weight(self, plates: Plates) -> tuple[torch.Tensor, torch.Tensor]:
         B, K = plates.B, plates.K
         zs = []
         for i in pyro.plate("objects_sequential", plates.N):

@@ -7,7 +7,7 @@ hides a cycle from the interpreter, not from the reader.
 Layers, lowest first (a module may import from its own layer's package or any lower layer, never
 from a higher one; ``models`` and ``guides`` never import each other -- they meet in ``inference``)::
 
-    data  <  core  <  {models, guides, evaluation, viz}  <  inference  <  posterior  <  api  <  cli
+    data  <  core  <  {models, guides, evaluation, viz}  <  inference  <  posterior  <  {api, demo}  <  cli
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ LAYERS = [
     ("dive_pyro.models", "dive_pyro.guides", "dive_pyro.evaluation", "dive_pyro.viz"),
     ("dive_pyro.inference",),
     ("dive_pyro.posterior",),
-    ("dive_pyro.api",),
+    ("dive_pyro.api", "dive_pyro.demo"),
     ("dive_pyro.cli", "dive_pyro.__main__"),
 ]
 # packages of one layer that must not import each other

@@ -29,9 +29,7 @@ from pathlib import Path
 
 import torch
 
-from dive_pyro.evaluation import evaluate_baseline, markdown_table
-from dive_pyro.inference.config import load_config, save_config
-from dive_pyro.inference.evaluate import evaluate_trained, fixed_test_set_for, load_trained
+from dive_pyro.inference import compare, load_config, load_trained, save_config
 
 RUN_CONTROL = {"resume": "false", "overwrite": "false", "max_seconds": "none", "init_from": "none"}
 DEST = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained" / "tiny-cpu"
@@ -54,12 +52,11 @@ def main() -> None:
     kept = [line for line in lines if json.loads(line).get("step", 0) % args.log_stride == 0 or line is lines[-1]]
     (DEST / "log.jsonl").write_text("\n".join(kept) + "\n")
     trained = load_trained(DEST / "checkpoint.pt")
-    batch = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=args.num_sequences)
-    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
-    for name in ("zeros", "copy-last", "mean"):
-        results[name] = evaluate_baseline(name, batch)
-    (DEST / "metrics.json").write_text(json.dumps(results, indent=2))
-    table = markdown_table(results, scenario="out_of_scene", include_reference=False)
+    comparison = compare(
+        {f"DIVE tiny-cpu (step {trained.step})": trained}, "out_of_scene", num_sequences=args.num_sequences
+    )
+    (DEST / "metrics.json").write_text(json.dumps(comparison.results, indent=2))
+    table = comparison.markdown
     (DEST / "metrics.md").write_text(f"# Shipped tiny-cpu model on the fixed out_of_scene test set\n\n{table}\n")
     print(table)
     print(f"shipped to {DEST}")

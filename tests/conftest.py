@@ -8,6 +8,8 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+from tests.fixtures import VIDEO_OVERRIDES  # noqa: E402
+
 # two cores shared with other work: one thread avoids the 25-500x slow-downs of oversubscription
 torch.set_num_threads(1)
 
@@ -28,18 +30,7 @@ TINY_OVERRIDES = [
     "progress=false",
     "tensorboard=false",
     "checkpoint_every=2",
-    "model.frame_size=16",
-    "model.object_size=8",
-    "model.num_frames=8",
-    "model.num_observed=5",
-    "model.hidden=8",
-    "model.image_latent=16",
-    "model.object_latent=8",
-    "model.appearance_dim=4",
-    "model.static_dim=8",
-    "model.dynamic_dim=3",
-    "model.ngf=2",
-    "data.downsample=4",
+    *VIDEO_OVERRIDES,
 ]
 
 

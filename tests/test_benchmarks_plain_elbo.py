@@ -8,7 +8,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 spec = importlib.util.spec_from_file_location(
     "plain_elbo", Path(__file__).resolve().parents[1] / "benchmarks" / "plain_elbo.py"

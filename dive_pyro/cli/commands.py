@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
+import sys
 from pathlib import Path
 
-SCENARIOS = ("complete", "occlusion", "out_of_scene", "elastic")
-DEMO_SCENARIOS = ("occlusion", "out_of_scene", "elastic")
-PRETRAINED = Path(__file__).resolve().parents[1] / "pretrained" / "tiny-cpu"
+from dive_pyro.data import SCENARIOS
+from dive_pyro.evaluation import BASELINES
 
 
 def _save(fig, path: Path) -> None:
@@ -23,143 +22,22 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def _baseline_report(out: Path, num_sequences: int) -> str:
-    """Scenario grids and the baseline table of every scenario (no model needed)."""
-    from dive_pyro.data import fixed_test_set
-    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-    from dive_pyro.viz.frames import plot_scene
-
-    tables, payload = [], {}
-    for scenario in DEMO_SCENARIOS:
-        batch = fixed_test_set(scenario, num_sequences=num_sequences)
-        _save(
-            plot_scene(batch, 0, title=f"{scenario}: fixed test sequence 0 (red: object missing)"),
-            out / f"scenario_{scenario}.png",
-        )
-        results = {name: evaluate_baseline(name, batch) for name in ("zeros", "copy-last", "mean")}
-        payload[scenario] = results
-        tables.append(f"### {scenario}\n\n" + markdown_table(results, scenario=scenario))
-    (out / "baselines.json").write_text(json.dumps(payload, indent=2))
-    report = "# Baselines on the fixed test sets\n\n" + "\n\n".join(tables) + "\n"
-    (out / "baselines.md").write_text(report)
-    return report
-
-
-def _model_grids(trained, batch, out: Path, count: int) -> None:
-    """Observed / ground truth / imputed reconstruction + prediction / each object, per sequence."""
-    from dive_pyro.inference.trained import predict_frames
-    from dive_pyro.viz.frames import plot_frame_grid
-
-    sub = batch[:count]
-    full = predict_frames(trained.model, trained.guide, sub, use_mean=True, complete=True)
-    own = predict_frames(trained.model, trained.guide, sub, use_mean=True, complete=False)
-    p_missing = trained.guide.missing_probability(sub) if hasattr(trained.guide, "missing_probability") else None
-    for i in range(sub.batch_size):
-        rows = {
-            "observed": sub.observed[i],
-            "ground truth": sub.complete[i],
-            "model frames": own[i],
-            "imputed + predicted": full[i],
-        }
-        flags = {"observed": sub.missing[i].any(0).tolist(), "ground truth": sub.missing[i].any(0).tolist()}
-        if p_missing is not None:
-            flags["model frames"] = (p_missing[i] > 0.5).any(0).tolist()
-        title = f"out_of_scene test sequence {i}: red = object missing (truth rows) / judged missing (model row)"
-        _save(
-            plot_frame_grid(rows, num_observed=sub.num_observed, missing=flags, title=title),
-            out / f"sequence_{i}.png",
-        )
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """Fine-tune the shipped tiny model, evaluate it on the fixed ``out_of_scene`` test set and write
     a report: frame grids, ELBO curve, metrics table (plus the baselines of every scenario)."""
-    import shutil
+    from dive_pyro.demo import run_demo
 
-    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-    from dive_pyro.inference import load_config, plot_elbo, train
-    from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
-
-    out: Path = args.out
-    start = time.perf_counter()
-    run = out / "run"
-    shipped = Path(args.checkpoint) if args.checkpoint else PRETRAINED / "checkpoint.pt"
-    if run.exists():
-        shutil.rmtree(run)
-    run.mkdir(parents=True)
-    if shipped.is_file():
-        base = load_trained(shipped)
-        shutil.copy(shipped, run / "checkpoint.pt")
-        if (shipped.parent / "log.jsonl").is_file():
-            shutil.copy(shipped.parent / "log.jsonl", run / "log.jsonl")
-        overrides = [f"steps={base.step + args.finetune_steps}", "resume=true"]
-        print(f"[demo] fine-tuning the shipped model ({shipped}, step {base.step}) for {args.finetune_steps} SVI steps")
-        config = load_config(
-            shipped.parent / "config.toml" if (shipped.parent / "config.toml").is_file() else "tiny-cpu",
-            [*overrides, f"out_dir={run}"],
-        )
-    else:
-        print(
-            f"[demo] no shipped checkpoint at {shipped}: training the tiny-cpu preset from scratch "
-            f"for {args.finetune_steps} steps (it will not have learned much)"
-        )
-        config = load_config("tiny-cpu", [f"steps={args.finetune_steps}", f"out_dir={run}"])
-    result = train(config)
-    plot_elbo(run / "log.jsonl", out / "elbo.png")
-    trained = load_trained(result.checkpoint)
-    batch = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=args.num_sequences)
-    print(
-        f"[demo] evaluating on {batch.batch_size} fixed out_of_scene test sequences "
-        f"({batch.frame_size[0]}x{batch.frame_size[1]})"
+    report = run_demo(
+        args.out,
+        checkpoint=args.checkpoint,
+        finetune_steps=args.finetune_steps,
+        num_sequences=args.num_sequences,
+        grids=args.grids,
+        baselines=args.baselines,
+        baseline_sequences=args.baseline_sequences,
+        progress=args.progress,
     )
-    results = evaluate_trained(trained, batch, name=f"DIVE tiny-cpu (step {trained.step})")
-    for name in ("zeros", "copy-last", "mean"):
-        results[name] = evaluate_baseline(name, batch)
-    _model_grids(trained, batch, out, count=args.grids)
-    # published rows appear only in their own setting (64x64 frames...); the table says why not
-    table = markdown_table(results, scenario="out_of_scene")
-    model_name = next(iter(results))
-    m, z, c = results[model_name], results["zeros"], results["copy-last"]
-    checks = [
-        ("Pred MSE below zeros", m["pred"]["mse"] < z["pred"]["mse"]),
-        ("Pred MSE below copy-last", m["pred"]["mse"] < c["pred"]["mse"]),
-        (
-            "Rec MSE on missing steps below copy-last (imputes)",
-            m["rec_missing"]["mse"] < c["rec_missing"]["mse"],
-        ),
-    ]
-    verdict = "\n".join(f"- {'yes' if ok else 'NO '} {what}" for what, ok in checks)
-    lines = [
-        "# dive-pyro demo",
-        "",
-        f"Shipped tiny CPU model fine-tuned for {args.finetune_steps} steps, then scored on the fixed "
-        f"`out_of_scene` test set ({batch.batch_size} sequences at the model's {batch.frame_size[0]}x"
-        f"{batch.frame_size[1]} resolution: the 64x64 scenes average-pooled). Rec and Pred compare the "
-        "imputed complete video (every object drawn in every frame) with the ground truth; Rec-missing "
-        "is Rec on the frames where an object is missing.",
-        "",
-        table,
-        "",
-        "| | model | zeros | copy-last |",
-        "|---|---|---|---|",
-        f"| Rec MSE on missing steps | {m['rec_missing']['mse']:.2f} | {z['rec_missing']['mse']:.2f} | "
-        f"{c['rec_missing']['mse']:.2f} |",
-        f"| NELBO per pixel | {m['nelbo']:.4f} | | |",
-        "",
-        "Does the shipped model visibly work?",
-        verdict,
-        "",
-        "Files: `sequence_*.png` (observed / ground truth / model frames / imputed + predicted), "
-        "`elbo.png` (training curve incl. the shipped model's history), `metrics.json`, `run/` "
-        "(checkpoint, config, log). Baselines of the other scenarios: `baselines.md`.",
-    ]
-    report = "\n".join(lines) + "\n"
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
-    (out / "report.md").write_text(report)
-    if args.baselines:
-        _baseline_report(out, args.baseline_sequences)
     print(report)
-    print(f"[demo] done in {time.perf_counter() - start:.0f} s; report: {(out / 'report.md').resolve()}")
     return 0
 
 
@@ -179,6 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(json.dumps(config_to_dict(config), indent=2))
         return 0
+    _restart_with_passive_wait(config, getattr(args, "program_argv", None))
     try:
         result = train(config)
     except TrainingDivergedError as exc:
@@ -192,31 +71,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
-def _trained_and_test_set(args: argparse.Namespace):
-    from dive_pyro.inference.trained import fixed_test_set_for, load_trained
+def _restart_with_passive_wait(config, program_argv: list[str] | None) -> None:
+    """Re-start ``dive-pyro`` with ``OMP_WAIT_POLICY=PASSIVE`` when it will train with several OpenMP
+    threads and the variable is unset: libgomp reads it only when torch is imported, and spinning
+    threads are many times slower on a shared machine (``inference/threads.py``)."""
+    import warnings
 
-    trained = load_trained(args.checkpoint)
-    batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
-    return trained, batch
+    from dive_pyro.inference.threads import WAIT_POLICY, passive_wait_missing, resolve_threads
+    from dive_pyro.inference.train import resolve_device
+
+    if program_argv is None:  # called as a function, not as the program: fit() warns instead
+        return
+    with warnings.catch_warnings():  # fit() repeats any warning about the thread count
+        warnings.simplefilter("ignore")
+        threads = resolve_threads(config.num_threads, resolve_device(config.device))
+    if threads is not None and passive_wait_missing(threads):
+        print(f"[train] {threads} threads: re-starting with OMP_WAIT_POLICY={WAIT_POLICY}", file=sys.stderr, flush=True)
+        env = {**os.environ, "OMP_WAIT_POLICY": WAIT_POLICY}
+        os.execve(sys.executable, [sys.executable, "-m", "dive_pyro", *program_argv], env)
+
+
+def _model_and_test_set(args: argparse.Namespace):
+    from dive_pyro.api import Dive
+
+    dive = Dive.load(args.checkpoint)
+    return dive, dive.test_set(args.scenario, num_sequences=args.num_sequences)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """``dive-pyro sample``: posterior draws of a checkpoint on test sequences, as a netCDF DataTree."""
-    from dive_pyro.posterior.export import sample_posterior, save_posterior
+    from dive_pyro.posterior.export import save_posterior
 
-    trained, batch = _trained_and_test_set(args)
-    tree = sample_posterior(
-        trained.model,
-        trained.guide,
-        batch,
-        args.num_samples,
-        seed=args.seed,
-        include_objects=args.objects,
-        variant=trained.config.variant,
-    )
+    dive, batch = _model_and_test_set(args)
+    tree = dive.posterior(batch, args.num_samples, seed=args.seed, include_objects=args.objects)
     save_posterior(tree, args.out)
     print(tree)
-    print(f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out}")
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(
+        f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out} "
+        f"({size_mb:.0f} MB; the size grows with --num-samples x --num-sequences)"
+    )
     return 0
 
 
@@ -245,8 +139,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from dive_pyro.posterior.report import check_posterior, markdown_summary, write_check_report
 
     start = time.perf_counter()
-    trained, batch = _trained_and_test_set(args)
-    model, guide = trained.model, trained.guide
+    dive, batch = _model_and_test_set(args)
+    model, guide = dive.model, dive.guide
     results, tree = check_posterior(
         model, guide, batch, num_samples=args.num_samples, seed=args.seed, chunk_size=args.chunk_size
     )
@@ -260,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         figures["missingness"] = plots.plot_missingness(tree, 0)
         figures["reliability"] = plots.plot_reliability(results)
         figures["missingness_strata"] = plots.plot_missingness_strata(results)
-    payload = {"checkpoint": str(args.checkpoint), "step": trained.step, "scenario": args.scenario, "checks": results}
+    payload = {"checkpoint": str(args.checkpoint), "step": dive.step, "scenario": args.scenario, "checks": results}
     if args.psis_videos > 0:
         from dive_pyro.posterior.importance import psis_check
 
@@ -319,18 +213,17 @@ def cmd_impute(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dive_pyro.inference.impute import impute_frames
-    from dive_pyro.inference.trained import load_trained
+    from dive_pyro.api import Dive
 
-    trained = load_trained(args.checkpoint)
+    dive = Dive.load(args.checkpoint)
     array = np.load(args.input, allow_pickle=False)
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     frames = torch.as_tensor(np.asarray(array, dtype=np.float32))
     visible = None if args.visible is None else torch.as_tensor(np.load(args.visible, allow_pickle=False)).bool()
-    video = impute_frames(trained, frames, visible, use_mean=not args.sample)
+    video = dive.impute_frames(frames, visible, use_mean=not args.sample)
     np.save(args.out, video.cpu().numpy().astype(np.float32))
-    K = trained.model.config.num_observed
+    K = dive.config.num_observed
     print(
         f"[impute] {video.shape[0]} video(s): {K} input frames repaired, {video.shape[1] - K} predicted; "
         f"wrote {args.out} {tuple(video.shape)}"
@@ -338,7 +231,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     if args.png is not None or args.gif is not None:
         from dive_pyro.inference.impute import batch_from_frames
 
-        seen = batch_from_frames(frames, trained.model.config, visible).observed
+        seen = batch_from_frames(frames, dive.config, visible).observed
         if args.png is not None:
             from dive_pyro.viz.frames import plot_frame_grid
 
@@ -382,34 +275,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from dive_pyro.evaluation.tables import evaluate_baseline, markdown_table
-
     if args.checkpoint is None and not args.baseline:
-        raise SystemExit("evaluate: give --baseline NAME (zeros, copy-last, mean) and/or --checkpoint PATH")
-    results: dict[str, dict] = {}
-    if args.checkpoint is not None:
-        from dive_pyro.inference.trained import evaluate_trained, fixed_test_set_for, load_trained
+        raise SystemExit(f"evaluate: give --baseline NAME ({', '.join(BASELINES)}) and/or --checkpoint PATH")
+    from dive_pyro.data.testsets import describe
 
-        trained = load_trained(args.checkpoint)  # the test set is drawn at the model's resolution
-        batch = fixed_test_set_for(trained.config, args.scenario, num_sequences=args.num_sequences)
-        results.update(
-            evaluate_trained(
-                trained,
-                batch,
-                protocol=args.protocol,
-                num_samples=args.num_samples,
-                use_mean=not args.sample,
-            )
-        )
-        names = args.baseline or ["zeros", "copy-last"]
-    else:
+    options = {"protocol": args.protocol}
+    if args.checkpoint is None:
         from dive_pyro.data import fixed_test_set
+        from dive_pyro.inference import compare
 
         batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
-        names = args.baseline
-    for name in names:
-        results[name] = evaluate_baseline(name, batch, protocol=args.protocol)
-    print(markdown_table(results, scenario=args.scenario))
+        print(f"[evaluate] scoring on {describe(batch)}", file=sys.stderr)
+        comparison = compare(None, batch, baselines=args.baseline, **options)
+    else:
+        from dive_pyro.api import Dive
+
+        dive = Dive.load(args.checkpoint)
+        batch = dive.test_set(args.scenario, num_sequences=args.num_sequences)  # at the model's resolution
+        print(f"[evaluate] scoring {dive.name} on {describe(batch)}", file=sys.stderr)
+        comparison = dive.evaluate(
+            batch,
+            baselines=args.baseline or ("zeros", "copy-last"),
+            num_samples=args.num_samples,
+            use_mean=not args.sample,
+            progress=args.progress,
+            **options,
+        )
+    results = comparison.results
+    print(comparison.markdown)
     if args.json:
         payload = results if len(results) > 1 else next(iter(results.values()))
         args.json.write_text(json.dumps(payload, indent=2))

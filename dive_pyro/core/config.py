@@ -1,7 +1,8 @@
 """`DiveConfig`: every size and hyper-parameter of the DIVE model, guide and ELBO.
 
-Defaults are the paper's / official code's Moving-MNIST settings; each line names its source
-(paper § / Eq., or ``dive_reference §`` = ``shared/notes/dive_reference.md``).
+Defaults are the paper's / official code's Moving-MNIST settings; each line names its source:
+the paper (section / equation) or ``[oc §N]`` = section N of ``docs/official_code.md``, which gives
+the official code's file and line (github.com/Rose-STL-Lab/DIVE at commit 9db175b).
 """
 
 from __future__ import annotations
@@ -44,42 +45,42 @@ class DiveConfig:
     """Configuration shared by a model, its guide and its ELBO (see ``dive_pyro.build``)."""
 
     # --- data layout
-    frame_size: int = 64  # H = W, paper §4.2 / dive_reference §1.1
-    object_size: int = 32  # rectified sprite size = frame/2, dive_reference §2
-    num_objects: int = 2  # N object slots (2 digits), dive_reference §1.1
+    frame_size: int = 64  # H = W, paper §4.2 / [oc §1]
+    object_size: int = 32  # rectified sprite size = frame/2, [oc §2]
+    num_objects: int = 2  # N object slots (2 digits), [oc §1]
     num_frames: int = 20  # T, paper §4.2 (10 input + 10 future)
     num_observed: int = 10  # K input frames, paper §4.2
-    # --- network sizes (dive_reference §2)
-    ngf: int = 8  # DCGAN base width, dive_reference §2.1
-    image_latent: int = 256  # frame-encoder features, dive_reference §2
-    object_latent: int = 128  # object-encoder features of a crop, dive_reference §2.4
-    hidden: int = 64  # every LSTM hidden size (96 for MOTS), dive_reference §2
-    appearance_dim: int = 128  # h = dim z_a, paper Eq. 1 / dive_reference §2
-    static_dim: int = 256  # dim a_s = 2h, dive_reference §2
-    dynamic_dim: int = 48  # dim a_d (var_app_size), dive_reference §2
-    appearance_layers: int = 2  # LSTM1/LSTM2 depth, dive_reference §2.4
-    batch_norm: bool = True  # BatchNorm in the DCGAN nets, dive_reference §2.1
-    init_std: float = 0.02  # N(0, 0.02) weight init, dive_reference §4
-    prior_scale_init: bool = True  # guide sds start at the prior sds; False: softplus(0) = 0.69 (§4)
-    # --- priors (dive_reference §3)
-    s0: float = 3.0  # stn_scale_prior: prior mean of the scale, dive_reference §2 / §3
-    scale_range: float = 1.0  # s clamped to [s0 - 1, s0 + 1], dive_reference §2.3
-    initial_pose_scale: tuple[float, float, float] = (0.2, 1.0, 1.0)  # sd of z_p_0 prior, §3
-    beta_scale: float = 0.1  # sd of the pose increments beta, dive_reference §3
-    # --- likelihood (paper §3.3, dive_reference §3)
+    # --- network sizes ([oc §2])
+    ngf: int = 8  # DCGAN base width, [oc §2]
+    image_latent: int = 256  # frame-encoder features, [oc §2]
+    object_latent: int = 128  # object-encoder features of a crop, [oc §2]
+    hidden: int = 64  # every LSTM hidden size (96 for MOTS), [oc §2]
+    appearance_dim: int = 128  # h = dim z_a, paper Eq. 1 / [oc §2]
+    static_dim: int = 256  # dim a_s = 2h, [oc §2]
+    dynamic_dim: int = 48  # dim a_d (var_app_size), [oc §2]
+    appearance_layers: int = 2  # LSTM1/LSTM2 depth, [oc §2]
+    batch_norm: bool = True  # BatchNorm in the DCGAN nets, [oc §2]
+    init_std: float = 0.02  # N(0, 0.02) weight init, [oc §4]
+    prior_scale_init: bool = True  # guide sds start at the prior sds; False: softplus(0) = 0.69, [oc §7]
+    # --- priors ([oc §3])
+    s0: float = 3.0  # stn_scale_prior: prior mean of the scale, [oc §2, §3]
+    scale_range: float = 1.0  # s clamped to [s0 - 1, s0 + 1], [oc §3]
+    initial_pose_scale: tuple[float, float, float] = (0.2, 1.0, 1.0)  # sd of z_p_0 prior, [oc §3]
+    beta_scale: float = 0.1  # sd of the pose increments beta, [oc §3]
+    # --- likelihood (paper §3.3, [oc §3])
     likelihood: str = "normal"  # one of LIKELIHOODS; official Normal
-    likelihood_scale: float = 0.3  # sd of the Normal pixel likelihood, dive_reference §3
-    # --- missingness (paper Eq. 4, dive_reference §0.2)
+    likelihood_scale: float = 0.3  # sd of the Normal pixel likelihood, [oc §3]
+    # --- missingness (paper Eq. 4, [oc §6, §7])
     missingness: str = "straight_through"  # one of MISSINGNESS_MODES; official is "official"/"soft"
     temperature: float = 1.0  # tau of sigmoid(x/tau) in the soft / straight-through modes
-    # --- guide tricks (dive_reference §0.3-0.4, §6)
-    imputation_p: float = 0.25  # P(replace a visible object's state by the imputed one), §0.3
-    appearance_dropout_p: float = 0.3  # P(drop dynamic appearance for the batch), §0.4
-    dynamic_appearance: bool = True  # with_var_appearance (False in official Scenarios 1-2), §1.4
-    predict_init: str = "own"  # prediction-LSTM init: "own" state or the "official" shared one, §6.7
-    stateful_lstm2: bool = True  # carry LSTM2 state (official: stateless, bug), dive_reference §6.6
-    # --- ELBO (dive_reference §3)
-    num_particles: int = 1  # Trace_ELBO particles, dive_reference §3
+    # --- guide tricks ([oc §4, §7])
+    imputation_p: float = 0.25  # P(replace a visible object's state by the imputed one), [oc §4]
+    appearance_dropout_p: float = 0.3  # P(drop dynamic appearance for the batch), [oc §4]
+    dynamic_appearance: bool = True  # with_var_appearance (False in official Scenarios 1-2), [oc §1]
+    predict_init: str = "own"  # prediction-LSTM init: "own" state or the "official" shared one, [oc §7]
+    stateful_lstm2: bool = True  # carry LSTM2 state (official: stateless, bug), [oc §7]
+    # --- ELBO ([oc §3])
+    num_particles: int = 1  # Trace_ELBO particles, [oc §3]
     # --- numerics only (same model and loss up to rounding)
     kernels: str = "fast"  # one of KERNELS; "reference" is the affine_grid path of the official code
 

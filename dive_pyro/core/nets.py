@@ -1,4 +1,4 @@
-"""Neural building blocks shared by the DIVE model and guide (paper §3, dive_reference §2).
+"""Neural building blocks shared by the DIVE model and guide (paper §3, docs/official_code.md §2).
 
 * :class:`ConvEncoder` / :class:`ConvDecoder`: DCGAN-style image encoder and sprite decoder
   (official sizes: frame encoder 64² → 256, object encoder 32² → 128, decoder 128 → 32²);
@@ -44,7 +44,7 @@ def _num_halvings(size: int, name: str) -> int:
 
 
 class ConvEncoder(nn.Module):
-    """DCGAN encoder: image ``(M, C, S, S)`` → features ``(M, out_dim)`` (dive_reference §2.1).
+    """DCGAN encoder: image ``(M, C, S, S)`` → features ``(M, out_dim)`` (docs/official_code.md §2).
 
     Stride-2 4×4 convolutions halve the image down to 4×4 (channels ``ngf, 2·ngf, ...``; the first
     without BatchNorm, LeakyReLU 0.2 throughout), then a 4×4 valid convolution gives a 1×1 map with
@@ -68,12 +68,15 @@ class ConvEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.size = size
         self.out_dim = out_dim
+        self.channels_last = False  # numerics only: run the convolutions in channels_last memory format
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2:] != (self.size, self.size):
             raise ValueError(
                 f"ConvEncoder expects images of size {self.size}x{self.size}, got {tuple(images.shape[-2:])}"
             )
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images).flatten(1)
 
 
@@ -119,7 +122,7 @@ class MLP(nn.Sequential):
 
 class NormalHead(nn.Module):
     """Features → ``(loc, scale)`` of a diagonal Normal: ``loc = Linear(h) + offset``,
-    ``scale = softplus(Linear(h))`` (the official µ/σ heads, dive_reference §2.2), floored at
+    ``scale = softplus(Linear(h))`` (the official µ/σ heads, docs/official_code.md §2), floored at
     ``1e-6`` so that a saturated softplus cannot produce an invalid zero scale."""
 
     def __init__(self, in_dim: int, out_dim: int, loc_offset: torch.Tensor | None = None) -> None:
@@ -134,7 +137,7 @@ class NormalHead(nn.Module):
 
 
 def dcgan_init(module: nn.Module, std: float = 0.02) -> None:
-    """Official initialisation (dive_reference §4): conv/linear weights ~ N(0, std), biases 0,
+    """Official initialisation (docs/official_code.md §4): conv/linear weights ~ N(0, std), biases 0,
     BatchNorm weights ~ N(1, std); LSTMs keep PyTorch's defaults."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
@@ -148,7 +151,7 @@ def dcgan_init(module: nn.Module, std: float = 0.02) -> None:
 
 # ---------------------------------------------------------------------------- poses
 def constrain_pose(raw: torch.Tensor, s0: float, scale_range: float = 1.0) -> torch.Tensor:
-    """Official pose constraint (dive_reference §2.3) on ``raw = (s, x, y)`` in the last dim:
+    """Official pose constraint (docs/official_code.md §3) on ``raw = (s, x, y)`` in the last dim:
     ``s ← clamp(s, s0 − r, s0 + r)`` (zero gradient outside, as official) and
     ``(x, y) ← tanh(x, y) · (s − 0.5)``, which keeps the object centre inside the frame."""
     s = raw[..., :1].clamp(s0 - scale_range, s0 + scale_range)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 __all__ = ["ALIGN_CORNERS", "PLACE_METHODS", "CROP_METHODS", "crop_objects", "place_and_sum", "place_sprites"]
 
 # The official code calls affine_grid/grid_sample without align_corners, whose meaning changed in
-# PyTorch 1.3 (dive_reference §2.3). We choose False explicitly: normalised coordinates then refer to
+# PyTorch 1.3 (docs/official_code.md §6). We choose False explicitly: normalised coordinates then refer to
 # pixel *edges*, so a sprite of o pixels placed at scale s = H / o covers exactly o frame pixels and
 # crop(place(sprite)) is exact when pixel centres line up (tests/core/test_nets.py checks both).
 ALIGN_CORNERS = False
@@ -36,7 +36,7 @@ def _theta(pose: torch.Tensor, inverse: bool) -> torch.Tensor:
 
     Placement samples the sprite at ``q = s·p + (x, y)`` for frame location ``p`` (normalised
     coordinates), i.e. ``[[s, 0, x], [0, s, y]]``; cropping is the inverse map
-    ``[[1/s, 0, −x/s], [0, 1/s, −y/s]]`` (dive_reference §2.3).
+    ``[[1/s, 0, −x/s], [0, 1/s, −y/s]]`` (docs/official_code.md §2-3, official ``utils/utils.py:23-32``).
     """
     s, x, y = pose.unbind(-1)
     zero = torch.zeros_like(s)

@@ -103,7 +103,7 @@ def missingness_from_gaussian(
     * ``"soft"``: ``z_m = σ(x/τ)`` (the official soft labels);
     * ``"official"``: ``z_m = H(x)`` with no gradient, and the *raw* Gaussian presence score ``−x``
       multiplies the rendering, as the official model multiplies by its raw mask draw
-      (dive_reference §0.2; it thresholds its presence score at 0.5, we keep the paper's 0).
+      (docs/official_code.md §6; it thresholds its presence score at 0.5, we keep the paper's 0).
 
     Returns ``(z_m, weight)``.
     """

@@ -3,6 +3,7 @@
 from dive_pyro.data.batch import SceneBatch, check_frames
 from dive_pyro.data.dataset import MovingMNISTDataset
 from dive_pyro.data.moving_mnist import (
+    MISSING_DATA_SCENARIOS,
     SCENARIOS,
     CompleteOptions,
     ElasticOptions,
@@ -13,6 +14,7 @@ from dive_pyro.data.moving_mnist import (
 from dive_pyro.data.testsets import fixed_test_set, validation_set
 
 __all__ = [
+    "MISSING_DATA_SCENARIOS",
     "SCENARIOS",
     "CompleteOptions",
     "ElasticOptions",

@@ -47,6 +47,7 @@ __all__ = [
     "open_mots_sequence",
     "read_mots_instances",
     "read_mots_txt",
+    "rle_run_lengths",
     "write_mots_txt",
 ]
 
@@ -111,6 +112,44 @@ class MotsAnnotation:
         return cls(int(frame), int(track_id), int(track_id) // 1000, h, w, rle["counts"])
 
 
+def rle_run_lengths(counts: bytes) -> list[int]:
+    """Run lengths of a compressed COCO RLE string (the format of pycocotools' ``rleToString``): each
+    length is 5-bit groups, least significant first, as characters ``48 + group``; bit 0x20 marks that
+    another group follows and bit 0x10 of the last group is the sign; from the third length on, the
+    value is added to the length two places back. ``ValueError`` if the string ends inside a length."""
+    out: list[int] = []
+    value = shift = 0
+    for ch in counts:
+        group = ch - 48
+        value |= (group & 0x1F) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        if len(out) > 2:
+            value += out[-2]
+        out.append(value)
+        value = shift = 0
+    if shift:
+        raise ValueError("the string ends inside a run length (a torn line?)")
+    return out
+
+
+def _check_rle(ann: MotsAnnotation) -> None:
+    """The run lengths must be non-negative and cover the ``height x width`` image exactly."""
+    try:
+        runs = rle_run_lengths(ann.counts)
+    except ValueError as err:
+        raise ValueError(f"{ann.where}: invalid COCO RLE {ann.counts.decode()!r}: {err}") from None
+    total, pixels = sum(runs), ann.height * ann.width
+    if any(r < 0 for r in runs) or total != pixels or any(r == 0 for r in runs[1:]):
+        raise ValueError(
+            f"{ann.where}: invalid COCO RLE {ann.counts.decode()[:40]!r}: its run lengths cover {total} pixels, "
+            f"the {ann.height}x{ann.width} image has {pixels} (a torn or mistyped mask)"
+        )
+
+
 def _check_annotation(ann: MotsAnnotation) -> MotsAnnotation:
     if ann.frame < 0:
         raise ValueError(f"{ann.where}: time_frame must be >= 0, got {ann.frame}")
@@ -131,6 +170,7 @@ def _check_annotation(ann: MotsAnnotation) -> MotsAnnotation:
         raise ValueError(
             f"{ann.where}: mask box x={x:g} y={y:g} w={w:g} h={h:g} lies outside the {ann.height}x{ann.width} image"
         )
+    _check_rle(ann)
     return ann
 
 
@@ -163,7 +203,7 @@ def read_mots_txt(path: str | os.PathLike) -> list[MotsAnnotation]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"MOTS annotation file not found: {path}")
-    with path.open(encoding="ascii", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:  # a BOM is dropped; \r\n is whitespace
         out = [_parse_line(t, str(path), i) for i, t in enumerate(fh, start=1) if t.strip()]
     _check_unique(out)
     return out
@@ -256,8 +296,7 @@ class MotsSequence:
             path = self.image_path(t)
             if not path.is_file():
                 raise FileNotFoundError(f"{where}: image for frame {t} not found: {path}")
-            with Image.open(path) as im:
-                w, h = im.size
+            w, h = _open_image(path, lambda im: im.size)
             size = size or (h, w)
             if (h, w) != size:
                 raise ValueError(f"{path}: image is {h}x{w} but earlier frames are {size[0]}x{size[1]}")
@@ -283,8 +322,9 @@ class MotsSequence:
         if t in self._cache:
             self._cache.move_to_end(t)
             return self._cache[t]
-        with Image.open(self.image_path(t)) as im:
-            gray = torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+        gray = _open_image(
+            self.image_path(t), lambda im: torch.from_numpy(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+        )
         self._cache[t] = gray
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -303,6 +343,15 @@ class MotsSequence:
         frames = [f for f in self.frames if first <= f <= last]
         anns = [a for a in self.annotations if first <= a.frame <= last]
         return MotsSequence(anns, self.image_dir, image_pattern=self.image_pattern, frames=frames, name=self.name)
+
+
+def _open_image(path: Path, read):
+    """``read(image)`` of the image at ``path``; a damaged or truncated file is a ``ValueError`` naming it."""
+    try:
+        with Image.open(path) as im:
+            return read(im)
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: truncated data, unknown format
+        raise ValueError(f"{path}: cannot read image ({err}); the file is damaged or truncated") from err
 
 
 def open_mots_sequence(

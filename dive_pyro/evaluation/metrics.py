@@ -5,7 +5,8 @@ and an optional bool ``scored`` mask of the same shape (pixels that count; defau
 return one value per frame, ``(B, T)``. They are pure, batched and device-agnostic; arithmetic is
 in the inputs' dtype (at least float32; pass float64 for reference-grade precision).
 
-Conventions (``shared/notes/peers_and_metrics.md`` §2.4, ``dive_reference.md`` §5):
+Conventions (DIVE's ``eval.py`` and ``utils/metrics.py``, docs/official_code.md §5; OpenSTL's for
+``ssim_openstl``):
 
 * ``bce``, ``mse``, ``mae``: SUMS over the frame's scored pixels ("per frame" in DDPAE/DIVE/
   OpenSTL); BCE clamps ``pred`` to ``[1e-4, 1 - 1e-4]`` and uses the natural log (nats);

@@ -2,10 +2,10 @@
 
 Source: Table 1 (three Moving-MNIST scenarios) and Table 2 (MOTS pedestrians) of the paper, as
 printed in the repository's poster ``NeurIPS_DIVE_Poster_v3.pdf`` (Rose-STL-Lab/DIVE); the
-camera-ready text (``shared/seeds/dive_paper.txt``) gives the same values. Transcribed in
-``shared/notes/peers_and_metrics.md`` §2.3.
+camera-ready text (``shared/seeds/dive_paper.txt``) gives the same values. Transcribed by hand from
+those tables.
 
-Metric conventions of these numbers (DIVE's ``eval.py``, see ``dive_reference.md`` §5):
+Metric conventions of these numbers (DIVE's ``eval.py``, see docs/official_code.md §5):
 
 * BCE and MSE are per-frame SUMS over the scored pixels (Scenario 1: the bottom 32 rows,
   2048 pixels; otherwise all 4096), predictions clamped to [1e-4, 1 - 1e-4] for BCE;

@@ -19,6 +19,7 @@ import math
 import torch
 
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.data.moving_mnist import MISSING_DATA_SCENARIOS
 from dive_pyro.evaluation.baselines import baseline_predict
 from dive_pyro.evaluation.metrics import PSNR_CAP, frame_metrics
 from dive_pyro.evaluation.published import TABLE1, protocol_differences
@@ -174,7 +175,7 @@ def markdown_table(results: dict[str, dict], scenario: str | None = None, includ
         if not isinstance(res, dict) or "rec" not in res or "pred" not in res:
             raise ValueError(f"results[{name!r}] must be an evaluate_frames output with 'rec' and 'pred' groups")
     reference, hidden = {}, []
-    if include_reference and scenario in ("occlusion", "out_of_scene", "elastic"):
+    if include_reference and scenario in MISSING_DATA_SCENARIOS:
         hidden = sorted({d for res in results.values() for d in protocol_differences(res)})
         if not hidden:
             reference = {f"{m} (published)": TABLE1[scenario][m] for m in ("DIVE", "DDPAE")}

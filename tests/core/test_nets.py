@@ -23,7 +23,8 @@ def _conv_channels(module: nn.Module) -> list[int]:
 
 
 def test_official_encoder_and_decoder_widths():
-    # dive_reference §2.1: frame encoder 8/16/32/64 -> 256, object encoder 8/16/32 -> 128,
+    # docs/official_code.md §2 (official models/conv_encoder.py:11-20): frame encoder 8/16/32/64 -> 256,
+    # object encoder 8/16/32 -> 128,
     # decoder 128 -> 32/16/8 -> 1 at 32x32
     assert _conv_channels(ConvEncoder(64, 256, ngf=8)) == [8, 16, 32, 64, 256]
     assert _conv_channels(ConvEncoder(32, 128, ngf=8)) == [8, 16, 32, 128]

@@ -35,6 +35,14 @@ def test_valid_batch_roundtrip():
         (dict(missing=torch.zeros(2, 0, 4, dtype=torch.bool)), "N = 0"),
         (dict(num_observed=4), "num_observed"),
         (dict(visible=torch.ones(2, 4, 1, 8, 8)), "visible must be a bool"),
+        (dict(positions=torch.full((2, 2, 4, 2), float("nan"))), "positions contains NaN or inf"),
+        (dict(positions=torch.zeros(2, 2, 4, 2, dtype=torch.uint8)), "positions must be a floating-point tensor"),
+        (dict(objects=torch.full((2, 2, 4, 1, 8, 8), float("nan"))), "objects contains NaN"),
+        (dict(objects=torch.full((2, 2, 4, 1, 8, 8), 1.5)), r"objects must lie in \[0, 1\], got values in \[1.5"),
+        (dict(objects=torch.zeros(2, 2, 4, 1, 8, 8, dtype=torch.uint8)), "objects must be a floating-point"),
+        (dict(num_observed=5.5), r"num_observed \(K\) must be an integer, got 5.5"),
+        (dict(num_observed=2.0), r"num_observed \(K\) must be an integer, got 2.0"),
+        (dict(num_observed=True), r"num_observed \(K\) must be an integer, got True"),
     ],
 )
 def test_bad_batches_raise_named_errors(change, match):
@@ -45,6 +53,19 @@ def test_bad_batches_raise_named_errors(change, match):
     kwargs.update(change)
     with pytest.raises((ValueError, TypeError), match=match):
         SceneBatch(**kwargs)
+
+
+def test_indexing_follows_python_sequences():
+    b = SceneBatch(**_batch(B=3))
+    assert torch.equal(b[-1].observed, b.observed[2:3]) and torch.equal(b[-3].observed, b.observed[:1])
+    for bad in (3, -4, 10):
+        with pytest.raises(IndexError, match=rf"video index {bad} is out of range for a batch of 3 videos"):
+            b[bad]
+    with pytest.raises(IndexError, match=r"video indices 0..5 are out of range for a batch of 3"):
+        b[torch.tensor([0, 5])]
+    assert torch.equal(b[[2, -1]].observed, b.observed[[2, 2]])
+    assert b[1:].batch_size == 2 and b[5:].batch_size == 0  # slices clip, as for lists
+    assert b[torch.tensor([True, False, True])].batch_size == 2
 
 
 def test_downsample_pools_frames_and_rescales_positions():

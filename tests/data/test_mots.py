@@ -18,6 +18,7 @@ from dive_pyro.data.mots import (
     open_mots_sequence,
     read_mots_instances,
     read_mots_txt,
+    rle_run_lengths,
     write_mots_txt,
 )
 
@@ -143,13 +144,64 @@ def test_malformed_line_names_file_and_line(fixture, case):
         read_mots_txt(txt)
 
 
-def test_truncated_rle_fails_on_decode_naming_the_line(fixture):
+def test_truncated_rle_is_rejected_on_read_naming_the_line(fixture):
     txt, lines = fixture
     short = _rect(10, 8, 14, 14, h=16, w=48)  # runs cover 16x48 pixels, line declares 32x48
     txt.write_text("\n".join(lines + [_line(4, 2099, short)]) + "\n")
-    ann = read_mots_txt(txt)[-1]
-    with pytest.raises(ValueError, match=re.escape(f"{txt}:16: ") + "the RLE's run lengths do not cover"):
+    with pytest.raises(ValueError, match=re.escape(f"{txt}:16: ") + "invalid COCO RLE .*cover 768 pixels"):
+        read_mots_txt(txt)
+    ann = MotsAnnotation(4, 2099, 2, 32, 48, _rle(short).encode())  # built in code, not read: decode checks too
+    with pytest.raises(ValueError, match="the RLE's run lengths do not cover"):
         ann.decode()
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ("0", "cover 0 pixels, the 32x48 image has 1536"),
+        ("PPPP", "the string ends inside a run length"),
+        ("11", "cover 2 pixels"),
+    ],
+)
+def test_invalid_masks_are_rejected_naming_file_and_line(fixture, counts, message):
+    txt, lines = fixture
+    txt.write_text("\n".join(lines[:2] + [f"1 2003 2 32 48 {counts}"] + lines[2:]) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{txt}:3: invalid COCO RLE") + ".*" + message):
+        read_mots_txt(txt)
+
+
+def test_a_line_torn_inside_its_mask_is_rejected(fixture):
+    txt, lines = fixture
+    torn = lines[0][: lines[0].rindex(" ") + 4]  # the RLE cut to 3 characters
+    txt.write_text("\n".join([torn] + lines[1:]) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{txt}:1: invalid COCO RLE")):
+        read_mots_txt(txt)
+
+
+def test_run_lengths_match_pycocotools_on_random_masks():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 300, 2))
+        mask = rng.random((h, w)) < rng.random() ** 3
+        runs = rle_run_lengths(_rle(mask).encode())
+        flat = np.concatenate([np.full(r, i % 2, bool) for i, r in enumerate(runs)])
+        assert np.array_equal(flat, mask.T.reshape(-1))
+
+
+def test_a_utf8_bom_and_windows_line_endings_are_read(fixture):
+    txt, lines = fixture
+    expected = read_mots_txt(txt)
+    txt.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    assert read_mots_txt(txt) == expected
+
+
+def test_a_truncated_image_is_an_error_naming_the_file(fixture):
+    txt, _ = fixture
+    seq = _sequence(txt)
+    image = txt.parent / "images" / "000002.png"
+    image.write_bytes(image.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=re.escape(f"{image}: cannot read image")):
+        seq.frame(2)
 
 
 def test_mask_size_differs_from_image(fixture):

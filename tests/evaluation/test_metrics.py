@@ -197,7 +197,7 @@ def test_empty_region_gives_nan_ssim_and_zero_pixels():
 
 
 def test_blurred_prediction_convention_ordering():
-    """§2.4 of the notes, qualitatively: for a blurred, shifted prediction of digit-like frames with
+    """Qualitatively: for a blurred, shifted prediction of digit-like frames with
     a black margin, range 2 (OpenSTL) and zero padding (DIVE) both read higher than Wang 2004."""
     rng = np.random.default_rng(12)
     t = np.zeros((1, 4, 1, 32, 32))

@@ -115,19 +115,80 @@ def stub_config(out_dir, **overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def _slow_saves(seconds: float) -> None:
+    """Every ``torch.save`` writes half its bytes, sleeps ``seconds``, then the rest (a wide window
+    for a kill during a checkpoint write)."""
+    import io
+
+    real_save = torch.save
+
+    def slow_save(obj, f, *args, **kwargs):
+        buf = io.BytesIO()
+        real_save(obj, buf, *args, **kwargs)
+        data = buf.getvalue()
+        f.write(data[: len(data) // 2])
+        f.flush()
+        time.sleep(seconds)
+        f.write(data[len(data) // 2 :])
+
+    torch.save = slow_save
+
+
+def _disk_budget(budget: int) -> None:
+    """Simulate a disk with ``budget`` free bytes: file writes (``open(.., "xb")`` of atomic writes
+    and ``os.write`` of the log) consume it; then they fail with ENOSPC, after a partial write."""
+    import builtins
+    import errno
+    import io
+    import os
+
+    left = [budget]
+
+    def take(n: int) -> int:
+        if left[0] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = min(n, left[0])
+        left[0] -= n
+        return n
+
+    class Disk(io.FileIO):
+        def write(self, b):
+            return super().write(memoryview(b)[: take(len(b))])
+
+    real_open, real_write = builtins.open, os.write
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if mode == "xb":
+            return io.BufferedWriter(Disk(file, "xb"))
+        return real_open(file, mode, *args, **kwargs)
+
+    def fake_write(fd, data):
+        return real_write(fd, memoryview(data)[: take(len(data))]) if fd > 2 else real_write(fd, data)
+
+    builtins.open, os.write = fake_open, fake_write
+
+
 def _run(out_dir: str, overrides: list[str]) -> int:
     """Train the stub. Script options (besides config overrides): ``delay=SECONDS`` per batch,
     ``delta=1`` (deterministic float64 MAP guide), ``params_out=RANK`` (write this rank's final
-    parameters next to the run folder as ``params-rank<RANK>.pt``)."""
+    parameters next to the run folder as ``params-rank<RANK>.pt``), ``retry_delay=SECONDS`` (back-off
+    of writes on a full disk), ``save_delay=SECONDS`` (see :func:`_slow_saves`), ``disk_budget=BYTES``
+    (see :func:`_disk_budget`)."""
     from dive_pyro.inference.config import apply_overrides, config_from_dict, config_to_dict
 
     script, rest = {}, []
     for item in overrides:
         key, _, value = item.partition("=")
-        if key in ("delay", "delta", "params_out"):
+        if key in ("delay", "delta", "params_out", "retry_delay", "save_delay", "disk_budget"):
             script[key] = value
         else:
             rest.append(item)
+    if "retry_delay" in script:
+        import importlib
+
+        importlib.import_module("dive_pyro.inference.train").WRITE_RETRY_DELAYS = (float(script["retry_delay"]),) * 2
+    if "save_delay" in script:
+        _slow_saves(float(script["save_delay"]))
     delta = script.get("delta") == "1"
     dtype = torch.float64 if delta else torch.float32
     config = config_from_dict(apply_overrides(config_to_dict(stub_config(out_dir)), rest))
@@ -138,6 +199,8 @@ def _run(out_dir: str, overrides: list[str]) -> int:
         time.sleep(delay)
         return tiny_batch(seed, config.batch_size, dtype)
 
+    if "disk_budget" in script:
+        _disk_budget(int(script["disk_budget"]))
     result = fit(model, guide, elbo, config, batch_fn=batch_fn)
     if "params_out" in script:
         params = {f"model.{k}": v for k, v in model.state_dict().items()}

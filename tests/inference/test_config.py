@@ -13,6 +13,7 @@ from dive_pyro.inference.config import (
     list_presets,
     load_config,
     save_config,
+    valid_data_keys,
 )
 
 PAPER = {
@@ -32,7 +33,7 @@ def test_paper_presets_follow_the_official_recipe(name):
     c = load_config(name)
     assert (c.scenario, c.epochs, c.steps, c.batch_size) == (scenario, epochs, None, 64)
     assert (c.optimizer, c.lr, c.betas, c.clip_norm, c.num_particles) == ("adam", 1e-3, (0.5, 0.999), None, 1)
-    assert c.model["dynamic_appearance"] is (scenario == "elastic")  # official with_var_appearance
+    assert c.model.dynamic_appearance is (scenario == "elastic")  # official with_var_appearance
     # the data are sized by the model config (object_size is a model-only key)
     assert c.data_options() == {"frame_size": 64, "num_objects": 2, "num_frames": 20, "num_observed": 10}
     assert (c.lr_schedule, c.lr_decay_factor, c.kl_warmup_steps) == ("step", 0.4, 0)
@@ -48,7 +49,7 @@ def test_tiny_and_mots_presets():
     assert tiny.device == "cpu" and tiny.num_steps() == tiny.steps and tiny.data_options()["frame_size"] == 64
     mots = load_config("mots")
     m = mots.model
-    assert (mots.batch_size, m["num_objects"], m["num_frames"] - m["num_observed"], m["hidden"]) == (
+    assert (mots.batch_size, m.num_objects, m.num_frames - m.num_observed, m.hidden) == (
         32,
         3,
         5,
@@ -145,9 +146,22 @@ def test_model_and_data_must_agree_on_shared_keys():
     assert load_config("tiny-cpu", ["data.frame_size=32", "data.downsample=1"]).data_options()["frame_size"] == 32
 
 
+def test_unknown_data_keys_are_an_error_listing_the_valid_ones_with_downsample():
+    with pytest.raises(ValueError, match=r"unknown data key 'bogus' for scenario 'out_of_scene'; valid data keys: "):
+        load_config("tiny-cpu", ["data.bogus=1"])  # before any training, so --print-config refuses it too
+    keys = valid_data_keys("out_of_scene")
+    assert keys[0] == "downsample" and {"step_length", "num_missing", "start_range"} <= set(keys)
+    assert "alpha" in valid_data_keys("elastic") and "alpha" not in keys
+    assert {"path", "stride", "content"} <= set(valid_data_keys("mots"))
+    for name in list_presets():  # every bundled preset uses only valid keys
+        load_config(name)
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        valid_data_keys("sc2")
+
+
 def test_model_keys_are_checked_and_typed_against_dive_config():
     c = load_config("tiny-cpu", ["model.hidden=16", "model.initial_pose_scale=[0.2, 1, 1]", "model.s0=3"])
-    assert c.model["hidden"] == 16 and c.model["initial_pose_scale"] == (0.2, 1.0, 1.0) and c.model["s0"] == 3.0
+    assert c.model.hidden == 16 and c.model.initial_pose_scale == (0.2, 1.0, 1.0) and c.model.s0 == 3.0
     with pytest.raises(ValueError, match=r"unknown model key 'hiden'.*valid model keys: frame_size"):
         load_config("tiny-cpu", ["model.hiden=16"])
     with pytest.raises(TypeError, match="model.hidden must be int"):
@@ -158,7 +172,7 @@ def test_trainer_and_model_must_not_both_set_a_guide_trick():
     with pytest.raises(ValueError, match="imputation_p is set both at top level"):
         load_config("tiny-cpu", ["model.imputation_p=0.1"])
     c = load_config("tiny-cpu", ["model.imputation_p=0.1", "imputation_p=none"])
-    assert c.model["imputation_p"] == 0.1 and c.imputation_p is None
+    assert c.model.imputation_p == 0.1 and c.imputation_p is None
 
 
 def test_unknown_preset_lists_the_presets():
@@ -190,6 +204,22 @@ def test_config_to_dict_is_plain():
     d = config_to_dict(load_config("tiny-cpu"))
     assert d["betas"] == [0.5, 0.999] and isinstance(d["model"], dict)
     assert set(d) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert d["model"]["initial_pose_scale"] == [0.2, 1.0, 1.0]  # every DiveConfig field, as lists
+
+
+def test_model_is_a_dive_config_on_the_variant_defaults(tmp_path):
+    from dive_pyro.core.config import DiveConfig
+
+    c = load_config("tiny-cpu", ["variant=dive-bernoulli", "model.hidden=12"])
+    assert isinstance(c.model, DiveConfig) and c.model.hidden == 12
+    assert c.model.batch_norm is False  # the variant's registered default
+    assert c.model == dataclasses.replace(load_config("tiny-cpu").model, batch_norm=False, hidden=12)
+    # TOML round trip and a TrainConfig given a DiveConfig directly
+    back = load_config(save_config(c, tmp_path / "c.toml"))
+    assert back == c
+    assert TrainConfig(model=DiveConfig(hidden=4), steps=1).model.hidden == 4
+    with pytest.raises(TypeError, match="model must be a DiveConfig"):
+        TrainConfig(model=3, steps=1)
 
 
 def test_downsample_generates_larger_frames_for_the_model():
@@ -197,8 +227,8 @@ def test_downsample_generates_larger_frames_for_the_model():
     from dive_pyro.inference.train import default_batch_fn
 
     cfg = load_config("tiny-cpu", ["batch_size=2"])
-    assert cfg.data_options()["frame_size"] == 2 * cfg.model["frame_size"]
+    assert cfg.data_options()["frame_size"] == 2 * cfg.model.frame_size
     batch = default_batch_fn(cfg)(0)
-    assert batch.frame_size == (cfg.model["frame_size"],) * 2 and batch.meta["downsample"] == 2
+    assert batch.frame_size == (cfg.model.frame_size,) * 2 and batch.meta["downsample"] == 2
     with pytest.raises(ValueError, match="data.downsample must be a positive integer"):
         load_config("tiny-cpu", ["data.downsample=0"])

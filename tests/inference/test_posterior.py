@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dive_pyro.inference import missing_probability, sample_posterior, variant_names
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 S, B, N, T, K, H = 3, 3, 2, 8, 5, 4
 

@@ -32,6 +32,7 @@ from dive_pyro.inference import (
     schedule_value,
     train,
 )
+from tests.fixtures import VIDEO_OVERRIDES
 
 HERE = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("_train_script", HERE / "_train_script.py")
@@ -170,8 +171,9 @@ def test_other_elbos_give_the_same_first_loss(tmp_path, elbo_cls):
 
 
 # --------------------------------------------------------------------------- faults
-def test_a_nan_loss_skips_the_step_and_training_continues(tmp_path):
-    config = stub.stub_config(tmp_path / "r", steps=8)
+@pytest.mark.parametrize("validate", [True, False])
+def test_a_nan_loss_skips_the_step_and_training_continues(tmp_path, validate):
+    config = stub.stub_config(tmp_path / "r", steps=8, validate=validate)
     model, guide, elbo = stub.build_stub()
     guide.nan_seeds = {derive_seed(0, 0, 3): "value", derive_seed(0, 0, 5): "grad"}
     before = {}
@@ -186,7 +188,9 @@ def test_a_nan_loss_skips_the_step_and_training_continues(tmp_path):
     result = fit(model, guide, elbo, config, batch_fn=batch_fn)
     assert result.skipped_steps == [3, 5] and not result.rolled_back and result.step == 8
     recs = {r["step"]: r for r in read_log(tmp_path / "r" / "log.jsonl")}
-    assert recs[3]["skipped"] and recs[3]["loss"] is None and "invalid distribution parameters" in recs[3]["reason"]
+    assert recs[3]["skipped"] and recs[3]["loss"] is None
+    # with validation on, torch names the invalid parameter; off (the default), the NaN loss is caught
+    assert ("invalid distribution parameters" if validate else "non-finite loss") in recs[3]["reason"]
     assert recs[5]["skipped"] and recs[5]["reason"] == "non-finite gradient" and recs[5]["loss"] is not None
     assert all(torch.isfinite(p).all() for p in [*model.parameters(), *guide.parameters()])
 
@@ -310,8 +314,12 @@ def test_resume_refuses_another_variant_model_config_or_a_corrupt_file(tmp_path)
     _fit(tmp_path, steps=2)
     with pytest.raises(ValueError, match="for variant 'stub', but this run builds 'other'"):
         _fit(tmp_path, steps=4, resume=True, variant="other")
-    with pytest.raises(ValueError, match=r"different model config .*width: '<unset>' vs 3"):
-        _fit(tmp_path, steps=4, resume=True, model={"width": 3})
+    with pytest.raises(ValueError, match=r"different model config .*hidden: 64 vs 3"):
+        _fit(tmp_path, steps=4, resume=True, model={"hidden": 3})
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"at step 2 to steps=1: the run is already past it; give steps > 2"):
+        _fit(tmp_path, steps=1, resume=True)
+    assert (tmp_path / "run" / "log.jsonl").read_text() == log  # nothing changed
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupt"):
@@ -348,16 +356,7 @@ REAL_TINY = [
     "tensorboard=false",
     "scenario=out_of_scene",
     "data.num_missing=1",
-    *(
-        f"model.{k}={v}"
-        for k, v in dict(
-            frame_size=32, object_size=8, num_frames=6, num_observed=4, ngf=2, image_latent=8, object_latent=8
-        ).items()
-    ),
-    *(
-        f"model.{k}={v}"
-        for k, v in dict(hidden=8, appearance_dim=4, static_dim=8, dynamic_dim=3, appearance_layers=1).items()
-    ),
+    *VIDEO_OVERRIDES,
 ]
 
 

@@ -9,16 +9,15 @@ import torch
 from pyro.infer import SVI
 
 import dive_pyro
-from dive_pyro.data import generate
 from dive_pyro.inference.trained import load_trained
-from tests.posterior_fixtures import TINY
+from tests.fixtures import VIDEO, video_batch
 
 # no appearance dropout: with it a step may leave the dynamic-appearance nets without gradient
-CONFIG = {**TINY, "appearance_dropout_p": 0.0}
+CONFIG = {**VIDEO, "appearance_dropout_p": 0.0}
 
 
 def _batch():
-    return generate("out_of_scene", 2, seed=0, num_frames=8, num_observed=5).downsample(4)
+    return video_batch(2)
 
 
 def _snapshot(*modules):

@@ -166,9 +166,9 @@ def _hand_enumerated_elbo(model, guide_trace, batch, site_values):
 
 
 class _VectorisedEnum(EnumDiveModel):
-    """The pitfall of pyro_anchors §2a-C: enumerating z_m inside the vectorised objects plate."""
+    """The pitfall: enumerating z_m inside the vectorised objects plate (the objects are coupled by the frame)."""
 
-    def sample_missingness(self, plates):
+    def sample_missingness_and_weight(self, plates):
         with plates.objects, plates.input_time:
             shape = (plates.B, plates.N, plates.K)
             z = pyro.sample("z_m", dist.Bernoulli(0.5).expand(shape), infer={"enumerate": "parallel"})

@@ -8,7 +8,7 @@ After 600 Adam steps (lr 3e-3, betas (0.5, 0.999)) with the posterior means:
 * at the missing steps the imputed complete frames (every object rendered) beat ``copy-last``
   (the last frame before the gap) and ``zeros`` against the complete ground truth.
 
-DIVE needs ~10⁵ steps to render sharp digits (dive_reference §4); at this budget it renders
+DIVE needs ~10⁵ steps to render sharp digits (docs/official_code.md §4: 300-600 epochs); at this budget it renders
 blobs at the right places, hence the modest margins (measured: 22.6 vs 29.7 and 31.6 vs 54.5 / 37.1).
 """
 

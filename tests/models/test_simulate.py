@@ -8,7 +8,7 @@ from pyro import poutine
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.inference.registry import build
 from dive_pyro.models import simulate
-from tests.posterior_fixtures import TINY
+from tests.fixtures import VIDEO as TINY
 
 
 def _model(**kw):

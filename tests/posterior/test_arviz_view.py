@@ -1,6 +1,6 @@
 from dive_pyro.posterior.arviz_view import pose_hdi, pose_summary, to_inference_data
 from dive_pyro.posterior.export import sample_posterior
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 def test_inference_data_summary_and_hdi():

@@ -5,7 +5,7 @@ from pyro.poutine.messenger import Messenger
 
 from dive_pyro.inference import variant_names
 from dive_pyro.posterior.export import load_posterior, sample_posterior, save_posterior
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 @pytest.mark.parametrize("variant", variant_names())

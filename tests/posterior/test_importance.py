@@ -8,7 +8,7 @@ from pyro import poutine
 
 from dive_pyro.inference.importance import log_weights
 from dive_pyro.posterior.importance import psis_check, psis_summary, sir_indices
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 def _normal_lw(proposal_sd, S=4000, B=4, seed=0):

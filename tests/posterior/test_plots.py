@@ -3,7 +3,7 @@ import pytest
 
 from dive_pyro.posterior import plots as plots
 from dive_pyro.posterior.export import sample_posterior
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 @pytest.fixture(scope="module")

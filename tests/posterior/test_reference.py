@@ -7,7 +7,7 @@ import torch
 from dive_pyro.core.nets import constrain_pose
 from dive_pyro.inference.reference import nuts_poses, pose_potential
 from dive_pyro.posterior.reference import compare_positions, compare_to_reference
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 def _draws(n, shift=0.0, sd=1.0, seed=0):

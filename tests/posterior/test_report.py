@@ -7,7 +7,7 @@ from dive_pyro.posterior import plots as plots
 from dive_pyro.posterior.importance import psis_check
 from dive_pyro.posterior.report import check_posterior, markdown_summary, write_check_report
 from dive_pyro.posterior.sbc import sbc
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 def test_check_report_writes_json_figures_and_an_explained_summary(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from dive_pyro.inference.sleep import sleep_loss, sleep_train
 from dive_pyro.models import simulate
 from dive_pyro.posterior.sbc import guide_sampler, sbc, sbc_simulations
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 
 def _prior_sampler(model, shift=0.0):

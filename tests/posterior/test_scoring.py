@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dive_pyro.posterior.scoring import collect, ink_overlap, score
-from tests.posterior_fixtures import tiny
+from tests.fixtures import tiny
 
 B, N, T, K, S = 64, 2, 8, 5, 200
 

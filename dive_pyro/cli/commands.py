@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from dive_pyro.data import SCENARIOS
@@ -114,29 +115,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-FIGURE_TEXT = {
-    "posterior_frames": "video 0: observed, ground truth, the model's frames and the imputed + predicted video "
-    "(posterior means); red frames: missing.",
-    "objects": "video 0: each model object alone (posterior mean); red: judged missing.",
-    "pose_trajectories": "video 0: x and y of each object over time, posterior median with 50 % / 90 % bands, "
-    "truth dashed (sprite-box centres).",
-    "missingness": "video 0: P(missing) per object and input step beside the truth.",
-    "reliability": "observed frequency of 'missing' against P(missing) in equal-count bins; on the diagonal is "
-    "calibrated, below it over-confident in 'missing', above it under-confident.",
-    "missingness_strata": "AUROC / ECE by input step, and false-alarm / miss rates by ink overlap between objects.",
-    "coverage": "expected-coverage curves of the centre-of-mass intervals for visible, missing and future steps; "
-    "the diagonal is calibrated, below it the posterior is over-confident.",
-    "sbc": "SBC: ECDF of the ranks minus the uniform CDF with the simultaneous 95 % band; a curve leaving the band "
-    "(red) is miscalibrated: an S-shape (∪-shaped rank histogram) means over-confident, the mirror image "
-    "under-confident, a one-sided bulge biased.",
-    "psis": "Pareto k̂ per video (sorted); below 0.7 (dashed) the guide is a usable importance proposal.",
-}
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     """``dive-pyro check``: posterior-quality checks against the generator's ground truth."""
     from dive_pyro.posterior import plots as plots
-    from dive_pyro.posterior.report import check_posterior, markdown_summary, write_check_report
+    from dive_pyro.posterior.report import FIGURE_TEXT, check_posterior, markdown_summary, write_check_report
 
     start = time.perf_counter()
     dive, batch = _model_and_test_set(args)
@@ -161,7 +143,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         payload["psis"] = psis_check(model, guide, batch[: args.psis_videos], num_particles=args.psis_particles)
         figures["psis"] = plots.plot_psis(payload["psis"])
     if args.sbc > 0:
-        payload["sbc"] = _sbc(args, model, guide)
+        from dive_pyro.posterior.sbc import amortised_sbc
+
+        payload["sbc"] = amortised_sbc(
+            model,
+            guide,
+            sleep_steps=args.sbc_sleep_steps,
+            num_simulations=args.sbc,
+            num_draws=args.sbc_draws,
+            seed=args.seed,
+        )
         figures["sbc"] = plots.plot_sbc(payload["sbc"])
     if args.reference == "nuts":
         from dive_pyro.posterior.reference import compare_to_reference
@@ -181,29 +172,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(summary)
     print(f"[check] report written to {Path(args.out).resolve()} in {payload['wall_s']:.0f} s")
     return 0
-
-
-def _sbc(args: argparse.Namespace, model, guide) -> dict:
-    """SBC after sleep-phase fine-tuning of a copy of the guide on prior simulations."""
-    import copy
-
-    from dive_pyro.inference.sleep import sleep_train
-    from dive_pyro.posterior.sbc import sbc
-
-    sbc_guide = copy.deepcopy(guide)
-    info = {}
-    if args.sbc_sleep_steps > 0:
-        res = sleep_train(model, sbc_guide, steps=args.sbc_sleep_steps, batch_size=16, lr=1e-3, seed=args.seed + 1)
-        info = {
-            "steps": res.steps,
-            "elapsed_s": res.elapsed_s,
-            "loss_first": res.losses[0],
-            "loss_last": res.losses[-1],
-        }
-    out = sbc(model, sbc_guide, num_simulations=args.sbc, num_draws=args.sbc_draws, seed=args.seed + 2)
-    if info:
-        out["sleep"] = info
-    return out
 
 
 # --------------------------------------------------------------------------- impute

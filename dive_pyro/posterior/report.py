@@ -20,7 +20,26 @@ import xarray as xr
 from dive_pyro.posterior.export import sample_posterior
 from dive_pyro.posterior.scoring import collect, score
 
-__all__ = ["check_posterior", "markdown_summary", "write_check_report"]
+__all__ = ["FIGURE_TEXT", "check_posterior", "markdown_summary", "write_check_report"]
+
+# what each figure of `dive-pyro check` shows, written beside it in summary.md
+FIGURE_TEXT = {
+    "posterior_frames": "video 0: observed, ground truth, the model's frames and the imputed + predicted video "
+    "(posterior means); red frames: missing.",
+    "objects": "video 0: each model object alone (posterior mean); red: judged missing.",
+    "pose_trajectories": "video 0: x and y of each object over time, posterior median with 50 % / 90 % bands, "
+    "truth dashed (sprite-box centres).",
+    "missingness": "video 0: P(missing) per object and input step beside the truth.",
+    "reliability": "observed frequency of 'missing' against P(missing) in equal-count bins; on the diagonal is "
+    "calibrated, below it over-confident in 'missing', above it under-confident.",
+    "missingness_strata": "AUROC / ECE by input step, and false-alarm / miss rates by ink overlap between objects.",
+    "coverage": "expected-coverage curves of the centre-of-mass intervals for visible, missing and future steps; "
+    "the diagonal is calibrated, below it the posterior is over-confident.",
+    "sbc": "SBC: ECDF of the ranks minus the uniform CDF with the simultaneous 95 % band; a curve leaving the band "
+    "(red) is miscalibrated: an S-shape (∪-shaped rank histogram) means over-confident, the mirror image "
+    "under-confident, a one-sided bulge biased.",
+    "psis": "Pareto k̂ per video (sorted); below 0.7 (dashed) the guide is a usable importance proposal.",
+}
 
 
 def check_posterior(

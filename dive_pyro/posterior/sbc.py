@@ -30,7 +30,7 @@ from dive_pyro.inference.posterior import sample_posterior
 from dive_pyro.models.simulate import simulate
 from dive_pyro.posterior import calibration
 
-__all__ = ["sbc", "sbc_from_statistics", "sbc_simulations", "sbc_statistics", "spawn_seeds"]
+__all__ = ["amortised_sbc", "sbc", "sbc_from_statistics", "sbc_simulations", "sbc_statistics", "spawn_seeds"]
 
 Sampler = Callable[[SceneBatch, int], torch.Tensor]  # (batch, S) -> z_p draws (S, B, N, T, 3)
 
@@ -140,3 +140,28 @@ def sbc(
         "passed_ecdf": int(sum(s["ecdf_passed"] for s in stats.values())),
         "num_statistics": len(stats),
     }
+
+
+def amortised_sbc(
+    model, guide, *, sleep_steps: int = 300, num_simulations: int = 200, num_draws: int = 19, seed: int = 0
+) -> dict:
+    """SBC of a copy of ``guide`` after ``sleep_steps`` of sleep-phase fine-tuning on prior
+    simulations (:func:`dive_pyro.inference.sleep.sleep_train`, decoder fixed); ``guide`` is unchanged."""
+    import copy
+
+    from dive_pyro.inference.sleep import sleep_train
+
+    sbc_guide = copy.deepcopy(guide)
+    info = None
+    if sleep_steps > 0:
+        res = sleep_train(model, sbc_guide, steps=sleep_steps, batch_size=16, lr=1e-3, seed=seed + 1)
+        info = {
+            "steps": res.steps,
+            "elapsed_s": res.elapsed_s,
+            "loss_first": res.losses[0],
+            "loss_last": res.losses[-1],
+        }
+    out = sbc(model, sbc_guide, num_simulations=num_simulations, num_draws=num_draws, seed=seed + 2)
+    if info is not None:
+        out["sleep"] = info
+    return out

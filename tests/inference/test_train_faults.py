@@ -309,7 +309,11 @@ def test_tensorboard_has_one_point_per_step_after_a_resume(tmp_path):
     assert [e.step for e in acc.Scalars("train/loss")] == [0, 1, 2]
 
 
-def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys):
+def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys, monkeypatch):
+    from dive_pyro.inference import threads as thread_policy
+
+    monkeypatch.setattr(thread_policy, "free_cores", lambda: 8)  # no cap on a busy machine
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # no spin-wait warning
     threads = torch.get_num_threads()
     try:
         _fit(tmp_path / "run", steps=2, num_threads=1)

@@ -446,6 +446,11 @@ class _Run:
         self.t_start = time.monotonic()
         if state is not None:
             self._restore(state)
+            if self.step > self.num_steps:  # before anything in the run folder changes
+                raise ValueError(
+                    f"cannot resume {str(self.ckpt_path)!r} at step {self.step} to steps={self.num_steps}: the run "
+                    f"is already past it; give steps > {self.step} to continue it, or overwrite=true to start over"
+                )
             if self.ctx.is_main:
                 truncate_log(self.out_dir / LOG_NAME, self.step)
         else:

@@ -14,6 +14,7 @@ from pathlib import Path
 from dive_pyro.api import Dive
 from dive_pyro.data import MISSING_DATA_SCENARIOS
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.data.testsets import describe
 from dive_pyro.inference import Comparison, compare, load_config, plot_elbo, shipped_checkpoint
 
 __all__ = ["baseline_report", "demo_markdown", "model_grids", "run_demo"]
@@ -66,8 +67,11 @@ def model_grids(dive: Dive, batch: SceneBatch, out: Path, count: int) -> None:
         )
 
 
-def demo_markdown(comparison: Comparison, finetune_steps: int) -> str:
-    """``report.md`` of the demo from its :func:`~dive_pyro.inference.compare` (model row first)."""
+def demo_markdown(
+    comparison: Comparison, finetune_steps: int, origin: str = "Shipped tiny CPU model fine-tuned"
+) -> str:
+    """``report.md`` of the demo from its :func:`~dive_pyro.inference.compare` (model row first);
+    ``origin`` says what was trained ("<what> fine-tuned" or "... trained")."""
     results, batch = comparison.results, comparison.batch
     m, z, c = next(iter(results.values())), results["zeros"], results["copy-last"]
     checks = [
@@ -80,7 +84,7 @@ def demo_markdown(comparison: Comparison, finetune_steps: int) -> str:
     lines = [
         "# dive-pyro demo",
         "",
-        f"Shipped tiny CPU model fine-tuned for {finetune_steps} steps, then scored on the fixed "
+        f"{origin} for {finetune_steps} steps, then scored on the fixed "
         f"`{comparison.scenario}` test set ({batch.batch_size} sequences at the model's {h}x{w} resolution: the "
         "64x64 scenes average-pooled). Rec and Pred compare the imputed complete video (every object drawn in "
         "every frame) with the ground truth; Rec-missing is Rec on the frames where an object is missing.",
@@ -112,11 +116,17 @@ def run_demo(
     grids: int = 3,
     baselines: bool = True,
     baseline_sequences: int = 256,
+    progress: bool | None = None,
 ) -> str:
     """Fine-tune ``checkpoint`` (default: the shipped tiny-cpu model; without one, train the
     ``tiny-cpu`` preset from scratch) for ``finetune_steps`` steps in ``out/run``, score it on
     ``num_sequences`` fixed ``out_of_scene`` test sequences next to the baselines, and write the
-    report, figures and metrics to ``out``. Returns the report's markdown."""
+    report, figures and metrics to ``out``. Returns the report's markdown. ``progress``: a bar while
+    scoring (``None``: only on a terminal)."""
+    if isinstance(finetune_steps, bool) or not isinstance(finetune_steps, int) or finetune_steps < 0:
+        raise ValueError(f"finetune_steps must be an int >= 0, got {finetune_steps!r}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint} (without --checkpoint the shipped model is used)")
     out = Path(out)
     start = time.perf_counter()
     run = out / "run"
@@ -131,6 +141,7 @@ def run_demo(
             shutil.copy(shipped.parent / "log.jsonl", run / "log.jsonl")
         print(f"[demo] fine-tuning the shipped model ({shipped}, step {dive.step}) for {finetune_steps} SVI steps")
         dive.fit(steps=dive.step + finetune_steps, out_dir=run)
+        origin = "Shipped tiny CPU model fine-tuned" if checkpoint is None else f"Checkpoint `{shipped}` fine-tuned"
     else:
         print(
             f"[demo] no shipped checkpoint at {shipped}: training the tiny-cpu preset from scratch "
@@ -138,15 +149,13 @@ def run_demo(
         )
         dive = Dive.from_config(load_config("tiny-cpu"))
         dive.fit(steps=finetune_steps, out_dir=run)
+        origin = "The tiny-cpu preset (no shipped checkpoint) trained from scratch"
     plot_elbo(run / "log.jsonl", out / "elbo.png")
     batch = dive.test_set("out_of_scene", num_sequences=num_sequences)
-    print(
-        f"[demo] evaluating on {batch.batch_size} fixed out_of_scene test sequences ({batch.frame_size[0]}x"
-        f"{batch.frame_size[1]})"
-    )
-    comparison = dive.evaluate(batch, name=f"DIVE tiny-cpu (step {dive.step})")
+    print(f"[demo] evaluating on {describe(batch)}")
+    comparison = dive.evaluate(batch, name=f"DIVE tiny-cpu (step {dive.step})", progress=progress)
     model_grids(dive, batch, out, count=grids)
-    report = demo_markdown(comparison, finetune_steps)
+    report = demo_markdown(comparison, finetune_steps, origin)
     (out / "metrics.json").write_text(json.dumps(comparison.results, indent=2))
     (out / "report.md").write_text(report)
     if baselines:

@@ -44,10 +44,14 @@ def test_no_citation_of_notes_outside_the_repository():
 def test_the_checkers_catch_a_notes_citation_a_missing_doc_and_a_missing_section(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        '"""Prior N(0, 1) (' + "dive_" + 'reference §3)."""\n# see docs/' + "nowhere.md and docs/official_code.md §99\n"
+        '"""Prior N(0, 1) ('
+        + "dive_"
+        + 'reference §3)."""\n# see docs/'
+        + "nowhere.md and docs/official_code.md §"
+        + "99\n"
     )
     assert offenders(FORBIDDEN, [bad]) == ["bad.py:1"]
-    assert unresolved([bad]) == ["bad.py cites docs/" + "nowhere.md", "bad.py cites official_code §99"]
+    assert unresolved([bad]) == ["bad.py cites docs/" + "nowhere.md", "bad.py cites official_code " + "§99"]
 
 
 def unresolved(files) -> list[str]:

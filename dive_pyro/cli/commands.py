@@ -35,6 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         grids=args.grids,
         baselines=args.baselines,
         baseline_sequences=args.baseline_sequences,
+        progress=args.progress,
     )
     print(report)
     return 0
@@ -105,7 +106,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     tree = dive.posterior(batch, args.num_samples, seed=args.seed, include_objects=args.objects)
     save_posterior(tree, args.out)
     print(tree)
-    print(f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out}")
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(
+        f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out} "
+        f"({size_mb:.0f} MB; the size grows with --num-samples x --num-sequences)"
+    )
     return 0
 
 
@@ -145,18 +150,17 @@ def cmd_impute(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dive_pyro.inference.impute import impute_frames
-    from dive_pyro.inference.trained import load_trained
+    from dive_pyro.api import Dive
 
-    trained = load_trained(args.checkpoint)
+    dive = Dive.load(args.checkpoint)
     array = np.load(args.input, allow_pickle=False)
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     frames = torch.as_tensor(np.asarray(array, dtype=np.float32))
     visible = None if args.visible is None else torch.as_tensor(np.load(args.visible, allow_pickle=False)).bool()
-    video = impute_frames(trained, frames, visible, use_mean=not args.sample)
+    video = dive.impute_frames(frames, visible, use_mean=not args.sample)
     np.save(args.out, video.cpu().numpy().astype(np.float32))
-    K = trained.model.config.num_observed
+    K = dive.config.num_observed
     print(
         f"[impute] {video.shape[0]} video(s): {K} input frames repaired, {video.shape[1] - K} predicted; "
         f"wrote {args.out} {tuple(video.shape)}"
@@ -164,7 +168,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     if args.png is not None or args.gif is not None:
         from dive_pyro.inference.impute import batch_from_frames
 
-        seen = batch_from_frames(frames, trained.model.config, visible).observed
+        seen = batch_from_frames(frames, dive.config, visible).observed
         if args.png is not None:
             from dive_pyro.viz.frames import plot_frame_grid
 
@@ -210,21 +214,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint is None and not args.baseline:
         raise SystemExit(f"evaluate: give --baseline NAME ({', '.join(BASELINES)}) and/or --checkpoint PATH")
+    from dive_pyro.data.testsets import describe
+
     options = {"protocol": args.protocol}
     if args.checkpoint is None:
+        from dive_pyro.data import fixed_test_set
         from dive_pyro.inference import compare
 
-        comparison = compare(None, args.scenario, baselines=args.baseline, num_sequences=args.num_sequences, **options)
+        batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
+        print(f"[evaluate] scoring on {describe(batch)}", file=sys.stderr)
+        comparison = compare(None, batch, baselines=args.baseline, **options)
     else:
         from dive_pyro.api import Dive
 
-        # the test set is drawn at the model's resolution
-        comparison = Dive.load(args.checkpoint).evaluate(
-            args.scenario,
+        dive = Dive.load(args.checkpoint)
+        batch = dive.test_set(args.scenario, num_sequences=args.num_sequences)  # at the model's resolution
+        print(f"[evaluate] scoring {dive.name} on {describe(batch)}", file=sys.stderr)
+        comparison = dive.evaluate(
+            batch,
             baselines=args.baseline or ("zeros", "copy-last"),
-            num_sequences=args.num_sequences,
             num_samples=args.num_samples,
             use_mean=not args.sample,
+            progress=args.progress,
             **options,
         )
     results = comparison.results

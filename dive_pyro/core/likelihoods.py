@@ -1,7 +1,7 @@
 """Pixel likelihoods with a cheap ``log_prob``.
 
 :class:`ScalarScaleNormal` is ``Normal(loc, σ)`` for one number ``σ`` (the official likelihood of
-DIVE, σ = 0.3, dive_reference §3): the same density, without the full-size ``log σ`` and ``σ²``
+DIVE, σ = 0.3: docs/official_code.md §3): the same density, without the full-size ``log σ`` and ``σ²``
 that ``torch.distributions.Normal`` computes from the broadcast scale, nor the argument check on a
 scale that is positive by construction (``DiveConfig`` checks it once).
 """

@@ -1,8 +1,9 @@
 """`TrainConfig`: every knob of an SVI training run, loaded from TOML presets plus overrides.
 
 A config is a TOML file whose top-level keys are the fields of :class:`TrainConfig`, with two
-tables: ``[model]`` (keyword arguments of ``dive_pyro.build``, i.e. fields of
-``dive_pyro.core.config.DiveConfig``) and ``[data]`` (options of ``dive_pyro.data.generate``).
+tables: ``[model]`` (fields of ``dive_pyro.core.config.DiveConfig``; ``TrainConfig.model`` is that
+``DiveConfig``, resolved once on the variant's registered defaults, and saved with every field)
+and ``[data]`` (options of ``dive_pyro.data.generate``).
 Command-line-style overrides ``key=value`` / ``model.hidden=32`` are typed by the field types;
 values are parsed as TOML literals (``lr=3e-4``, ``betas=[0.9,0.999]``, ``clip_norm=none``).
 
@@ -93,9 +94,9 @@ class TrainConfig:
     # run
     device: str = "auto"
     seed: int = 0
-    # CPU threads (None: torch's default). Results are bit-for-bit reproducible for a fixed thread
-    # count only: torch splits float reductions by thread, so 1 and 2 threads differ in the last
-    # bits from step 1 on (a resume with another count is announced)
+    # Results are bit-for-bit reproducible for a fixed thread count only: torch splits float
+    # reductions by thread, so 1 and 2 threads differ in the last bits from step 1 on (a resume
+    # with another count than its checkpoint's is announced)
     num_threads: int | None = None  # none: 1 per process on CPU; capped to the free cores (inference/threads.py)
     out_dir: str = "runs/dive"
     max_seconds: float | None = None  # stop (with a checkpoint) after this much training time

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import shutil
 import signal
 import sys
@@ -132,8 +133,11 @@ def build_from_config(config: TrainConfig):
 
 
 def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
-    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data)`` (on CPU)."""
-    from dive_pyro.data import generate
+    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data).downsample(f)`` (on
+    the CPU, or on the training GPU), rendered by
+    :func:`~dive_pyro.data.fast_render.generate_training_batch`: the same videos without the
+    per-object ``objects`` buffer, which training does not use."""
+    from dive_pyro.data.fast_render import generate_training_batch
 
     options = config.data_options()
     from dive_pyro.inference.data_sources import REAL_SCENARIOS, real_batch_fn
@@ -142,9 +146,14 @@ def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
         return real_batch_fn(config.scenario, options, config.batch_size)
     factor = options.pop("downsample", 1)
 
+    # on a GPU the batch is rendered there (same layout from the CPU generator, same pixels)
+    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = device if device.type == "cuda" else torch.device("cpu")
+
     def batch_fn(seed: int) -> SceneBatch:
-        batch = generate(config.scenario, config.batch_size, seed=seed, split="train", **options)
-        return batch.downsample(factor)
+        return generate_training_batch(
+            config.scenario, config.batch_size, seed=seed, split="train", downsample=factor, device=device, **options
+        )
 
     return batch_fn
 

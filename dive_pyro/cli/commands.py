@@ -150,18 +150,17 @@ def cmd_impute(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dive_pyro.inference.impute import impute_frames
-    from dive_pyro.inference.trained import load_trained
+    from dive_pyro.api import Dive
 
-    trained = load_trained(args.checkpoint)
+    dive = Dive.load(args.checkpoint)
     array = np.load(args.input, allow_pickle=False)
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     frames = torch.as_tensor(np.asarray(array, dtype=np.float32))
     visible = None if args.visible is None else torch.as_tensor(np.load(args.visible, allow_pickle=False)).bool()
-    video = impute_frames(trained, frames, visible, use_mean=not args.sample)
+    video = dive.impute_frames(frames, visible, use_mean=not args.sample)
     np.save(args.out, video.cpu().numpy().astype(np.float32))
-    K = trained.model.config.num_observed
+    K = dive.config.num_observed
     print(
         f"[impute] {video.shape[0]} video(s): {K} input frames repaired, {video.shape[1] - K} predicted; "
         f"wrote {args.out} {tuple(video.shape)}"
@@ -169,7 +168,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     if args.png is not None or args.gif is not None:
         from dive_pyro.inference.impute import batch_from_frames
 
-        seen = batch_from_frames(frames, trained.model.config, visible).observed
+        seen = batch_from_frames(frames, dive.config, visible).observed
         if args.png is not None:
             from dive_pyro.viz.frames import plot_frame_grid
 

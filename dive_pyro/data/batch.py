@@ -12,7 +12,7 @@ Conventions (shared by data, models, guides, metrics):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 
 import torch
 
@@ -51,7 +51,9 @@ class SceneBatch:
     complete: torch.Tensor  # (B, T, 1, H, W) float; ground truth with nothing missing
     missing: torch.Tensor  # (B, N, T) bool; object i absent or hidden at t (z_m = 1)
     positions: torch.Tensor  # (B, N, T, 2) float; object centres in pixels, (x, y)
-    objects: torch.Tensor  # (B, N, T, 1, H, W) float; each object rendered alone, complete
+    # (B, N, T, 1, H, W) float; each object rendered alone, complete. None in training batches
+    # (dive_pyro.data.fast_render), which skip this N-times-a-frame buffer
+    objects: torch.Tensor | None
     num_observed: int = 10  # K: frames 0..K-1 are input, K..T-1 are to be predicted
     scenario: str = "complete"
     scored: torch.Tensor | None = None  # (B, T, 1, H, W) bool; pixels DIVE's protocol scores
@@ -90,9 +92,10 @@ class SceneBatch:
             raise ValueError(f"positions must be a floating-point tensor (pixels), got dtype {self.positions.dtype}")
         if self.positions.numel() and not torch.isfinite(self.positions).all():
             raise ValueError("positions contains NaN or inf values")
-        if self.objects.shape != (B, N, T, 1, H, W):
+        if self.objects is not None and self.objects.shape != (B, N, T, 1, H, W):
             raise ValueError(f"objects must have shape {(B, N, T, 1, H, W)}, got {tuple(self.objects.shape)}")
-        check_frames(self.objects.flatten(1, 2), "objects")
+        if self.objects is not None:
+            check_frames(self.objects.flatten(1, 2), "objects")
         if isinstance(self.num_observed, bool) or not isinstance(self.num_observed, int):
             raise ValueError(f"num_observed (K) must be an integer, got {self.num_observed!r}")
         if not 0 < self.num_observed < T:
@@ -100,6 +103,23 @@ class SceneBatch:
                 f"num_observed (K) must satisfy 0 < K < T = {T} so that there are frames to predict, "
                 f"got K = {self.num_observed}"
             )
+
+    @classmethod
+    def _trusted(cls, **values) -> SceneBatch:
+        """Internal: a batch built by this package's generators, whose tests guarantee what
+        :meth:`validate` checks; skips the O(pixels) checks (the public constructor validates)."""
+        batch = cls.__new__(cls)
+        for f in fields(cls):
+            if f.name in values:
+                value = values[f.name]
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            setattr(batch, f.name, value)
+        if batch.scored is None:
+            batch.scored = torch.ones_like(batch.visible, dtype=torch.bool)
+        return batch
 
     # ------------------------------------------------------------------ views
     @property
@@ -133,7 +153,11 @@ class SceneBatch:
         return replace(self, **kwargs)
 
     def to(self, device: torch.device | str) -> SceneBatch:
-        """Move every tensor to ``device``."""
+        """Move every tensor to ``device`` (``self`` when they are all there already)."""
+        device = torch.device(device)
+        tensors = [v for f in fields(self) if isinstance(v := getattr(self, f.name), torch.Tensor)]
+        if all(t.device == device for t in tensors):
+            return self
         return self._map(lambda t: t.to(device))
 
     def __getitem__(self, index) -> SceneBatch:
@@ -183,7 +207,7 @@ class SceneBatch:
             observed=pool(self.observed),
             visible=all_pool(self.visible),
             complete=pool(self.complete),
-            objects=pool(self.objects),
+            objects=None if self.objects is None else pool(self.objects),
             scored=all_pool(self.scored),
             positions=(self.positions + 0.5) / factor - 0.5,
             meta={**self.meta, "downsample": factor},
@@ -198,8 +222,11 @@ class SceneBatch:
         kwargs = {}
         for f in fields(first):
             v = getattr(first, f.name)
-            if isinstance(v, torch.Tensor):
-                kwargs[f.name] = torch.cat([getattr(b, f.name) for b in batches], dim=0)
+            parts = [getattr(b, f.name) for b in batches]
+            if any(isinstance(p, torch.Tensor) for p in parts):
+                if any(p is None for p in parts):
+                    raise ValueError(f"SceneBatch.cat: {f.name} is None in some batches but not in others")
+                kwargs[f.name] = torch.cat(parts, dim=0)
             else:
                 kwargs[f.name] = v
         return replace(first, **kwargs)

@@ -18,9 +18,9 @@ code("""import os
 
 import torch
 
+from dive_pyro import Dive
 from dive_pyro.posterior import plots as plots
-from dive_pyro.inference import load_config, shipped_checkpoint, train
-from dive_pyro.inference.trained import fixed_test_set_for, load_trained
+from dive_pyro.inference import load_config, shipped_checkpoint
 from dive_pyro.posterior.report import check_posterior, sbc
 
 SMOKE = os.environ.get("DIVE_PYRO_SMOKE") == "1"
@@ -29,9 +29,11 @@ checkpoint = shipped_checkpoint()
 if SMOKE or not checkpoint.is_file():  # a few steps of the tiny preset stand in for the shipped model
     from tempfile import mkdtemp
 
-    checkpoint = train(load_config("tiny-cpu", ["steps=5", "progress=false", f"out_dir={mkdtemp()}"])).checkpoint
-trained = load_trained(checkpoint)
-test = fixed_test_set_for(trained.config, "out_of_scene", num_sequences=8 if SMOKE else 256)
+    trained = Dive.from_config(load_config("tiny-cpu"))
+    trained.fit(steps=5, out_dir=mkdtemp(), progress=False)
+else:
+    trained = Dive.load(checkpoint)
+test = trained.test_set("out_of_scene", num_sequences=8 if SMOKE else 256)
 print(f"model step {trained.step}, {test.batch_size} held-out out_of_scene sequences")"""),
 code("""results, tree = check_posterior(trained.model, trained.guide, test, num_samples=4 if SMOKE else 32)
 {k: results[k] for k in ("pose_rmse_px", "coverage", "imputation_sse_per_frame")} | {

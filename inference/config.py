@@ -94,10 +94,11 @@ class TrainConfig:
     # run
     device: str = "auto"
     seed: int = 0
-    # Results are bit-for-bit reproducible for a fixed thread count only: torch splits float
-    # reductions by thread, so 1 and 2 threads differ in the last bits from step 1 on (a resume
-    # with another count than its checkpoint's is announced)
-    num_threads: int | None = None  # none: 1 per process on CPU; capped to the free cores (inference/threads.py)
+    # CPU threads (None: 1 per process on CPU, torch's default on CUDA; a count above the free cores
+    # is capped to them, inference/threads.py). Results are bit-for-bit reproducible for a fixed thread
+    # count only: torch splits float reductions by thread, so 1 and 2 threads differ in the last
+    # bits from step 1 on (a resume with another count is announced)
+    num_threads: int | None = None
     out_dir: str = "runs/dive"
     max_seconds: float | None = None  # stop (with a checkpoint) after this much training time
     checkpoint_every: int | None = 500  # steps

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test test-all lint demo bench clean
+.PHONY: install test test-all lint demo bench lab notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m dive_pyro demo --out reports/demo
+
+# JupyterLab on notebooks/ (installs the `notebooks` extra once: JupyterLab + ipykernel, about a minute)
+$(VENV)/.notebooks-stamp: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,notebooks]'
+	touch $@
+
+lab notebooks: $(VENV)/.notebooks-stamp
+	$(VENV)/bin/jupyter lab notebooks
 
 bench: $(STAMP)
 	$(PY) benchmarks/data_generation.py

@@ -22,6 +22,7 @@ import scipy
 import torch
 from scipy import ndimage
 
+from dive_pyro.data.fast_render import generate_training_batch
 from dive_pyro.data.moving_mnist import SCENARIOS, generate
 
 RESULTS = Path(__file__).parent / "results" / "data_generation.md"
@@ -74,32 +75,34 @@ def _reference_sequence(rng, pool, scenario, *, T=20, K=10, size=64, step=0.15, 
     return data.astype(np.float32) / 255.0, unocc.astype(np.float32) / 255.0
 
 
-def reference_rate(scenario: str, n: int, pool: np.ndarray) -> float:
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for _ in range(n):
-        _reference_sequence(rng, pool, scenario)
-    return n / (time.perf_counter() - t)
-
-
-def ours_rate(scenario: str, batch: int, repeats: int, digits: torch.Tensor) -> float:
+def _rates(scenario: str, batch: int, rounds: int, digits: torch.Tensor, pool: np.ndarray) -> tuple[float, ...]:
+    """Interleaved rounds (reference, ``generate``, ``generate_training_batch``), ``batch`` sequences
+    each, in process CPU time (the machine may be shared); best round of each."""
     generate(scenario, 8, seed=0, digits=digits)  # warm-up
-    best = 0.0
-    for r in range(repeats):
-        t = time.perf_counter()
-        generate(scenario, batch, seed=r, digits=digits)
-        best = max(best, batch / (time.perf_counter() - t))
-    return best
+    generate_training_batch(scenario, 8, seed=0, digits=digits)
+    best = [0.0, 0.0, 0.0]
+    for r in range(rounds):
+        rng = np.random.default_rng(r)
+        runs = (
+            lambda rng=rng: [_reference_sequence(rng, pool, scenario) for _ in range(batch)],
+            lambda r=r: generate(scenario, batch, seed=r, digits=digits),
+            lambda r=r: generate_training_batch(scenario, batch, seed=r, digits=digits),
+        )
+        for i, run in enumerate(runs):
+            t = time.process_time()
+            run()
+            best[i] = max(best[i], batch / max(time.process_time() - t, 1e-9))
+    return tuple(best)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--batch", type=int, default=64, help="our batch size (DIVE trains with 64)")
-    parser.add_argument("--reference-sequences", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (best is reported)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    batch, n_ref, repeats = (32, 20, 1) if args.quick else (args.batch, args.reference_sequences, 3)
+    batch, rounds = (16, 1) if args.quick else (args.batch, args.rounds)
     try:
         from dive_pyro.data.mnist import load_digits
 
@@ -111,34 +114,31 @@ def main() -> None:
 
     rows = []
     for scenario in SCENARIOS:
-        ours = ours_rate(scenario, batch, repeats, digits)
-        ref = reference_rate(scenario, n_ref, pool)
-        rows.append((scenario, ours, ref))
-        print(f"{scenario}: ours {ours:.0f} seq/s, reference {ref:.0f} seq/s", flush=True)
+        ref, ours, train = _rates(scenario, batch, rounds, digits, pool)
+        rows.append((scenario, ref, ours, train))
+        print(f"{scenario}: reference {ref:.0f}, generate {ours:.0f}, training batch {train:.0f} seq/s", flush=True)
 
     lines = [
         "# Moving-MNIST generation speed",
         "",
-        "`benchmarks/data_generation.py`: batched torch generator (`dive_pyro.data.moving_mnist.generate`,",
-        "which also renders `objects` and validates the `SceneBatch`) vs a per-sequence numpy/scipy",
-        "re-implementation of DIVE's official generator",
-        "(per-frame re-smoothing + `map_coordinates` for Sc. 3).",
+        "`benchmarks/data_generation.py`: per-sequence numpy/scipy re-implementation of DIVE's official",
+        "generator (`np.maximum` pasting; per-frame re-smoothing + `map_coordinates` for Sc. 3) vs our",
+        "batched torch generator: `generate` (full ground truth: also `objects`, the N-times-a-frame",
+        "per-object buffer, and a validated `SceneBatch`) and `generate_training_batch` (what training",
+        "uses: the same videos without `objects`, `dive_pyro/data/fast_render.py`).",
         "",
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"{platform.system()} {platform.release()}",
+        f"{platform.system()} {platform.release()}; load average {os.getloadavg()[0]:.1f} (shared machine)",
         f"- torch {torch.__version__} ({torch.get_num_threads()} thread), numpy {np.__version__}, "
         f"scipy {scipy.__version__}, Python {platform.python_version()}",
-        f"- ours: batch {batch}, best of {repeats}; reference: {n_ref} sequences one by one",
-        f"- digits: {source}",
-        "- 2 digits, 64x64 frames, 20 frames, step 0.15",
+        f"- {batch} sequences per round for each generator, {rounds} interleaved rounds, best round, process CPU time",
+        f"- digits: {source}; 2 digits, 64x64 frames, 20 frames, step 0.15",
+        "- the reference returns only the corrupted and complete frames (float32), as the training batch",
         "",
-        "- the reference returns only the corrupted and complete frames; ours also materialises",
-        "  `objects` (N x the frame bytes), `visible`, `scored` and positions.",
-        "",
-        "| scenario | ours (seq/s) | reference (seq/s) | speed-up |",
-        "|---|---:|---:|---:|",
+        "| scenario | reference (seq/s) | `generate` (seq/s) | ratio | training batch (seq/s) | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {s} | {o:.0f} | {r:.0f} | {o / r:.1f}x |" for s, o, r in rows]
+    lines += [f"| {s} | {r:.0f} | {o:.0f} | {o / r:.2f}x | {t:.0f} | {t / r:.2f}x |" for s, r, o, t in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick:

@@ -18,6 +18,7 @@ Scenarios 2-3 are scored on all pixels. Rec = input frames vs the complete groun
     python benchmarks/table1.py score --size cpu --root RUNS --out benchmarks/results/table1
     python benchmarks/table1.py status --size cpu --root RUNS
     python benchmarks/table1.py collect --size cpu --root RUNS --dest benchmarks/results/table1
+    python benchmarks/table1.py restore --size cpu --root RUNS     # committed runs back into RUNS (then --resume)
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, seq
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("run", "train", "score", "status", "collect"))
+    parser.add_argument("command", choices=("run", "train", "score", "status", "collect", "restore"))
     parser.add_argument("--size", choices=tuple(SIZES), default="cpu")
     parser.add_argument("--root", type=Path, required=True, help="folder of the run folders (<root>/<size>/<run>)")
     parser.add_argument("--scenario", dest="scenarios", action="append", choices=SCENARIOS, help="repeatable")
@@ -198,11 +199,17 @@ def main(argv: list[str] | None = None) -> int:
                         return 130  # stopped: the next runs wait for the resume
     if args.command in ("run", "score"):
         out = args.out or args.root / args.size / "report"
-        print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios))
+        num_val = SIZES[args.size]["val"]
+        print(report.write_report(args.root / args.size, out, size=args.size, scenarios=scenarios, num_val=num_val))
     if args.command == "status":
         print(report.status_table(args.root / args.size))
+    if args.command == "restore":
+        names = report.restore(args.dest, args.root / args.size, size=args.size)
+        print(f"[table1] restored {len(names)} run(s) from {args.dest}: {', '.join(names) or 'none needed'}")
     if args.command == "collect":
-        report.collect(args.root / args.size, args.dest, size=args.size, scenarios=scenarios)
+        report.collect(
+            args.root / args.size, args.dest, size=args.size, scenarios=scenarios, num_val=SIZES[args.size]["val"]
+        )
         print(f"[table1] collected {args.root / args.size} into {args.dest}")
     return 0
 

@@ -228,8 +228,58 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
     return "\n".join(lines) + "\n", payload
 
 
+def failure_cases(scenario: str, runs: list[dict], path: Path, count: int = 3) -> Path | None:
+    """Frame grids of the ``count`` test sequences where seed-0 DIVE's imputed video is worst relative
+    to seed-0 DDPAE's on the missing steps: observed, truth, each model's imputed + predicted video."""
+    from matplotlib.figure import Figure
+
+    pair = {r["variant"]: r for r in runs if r["scenario"] == scenario and r["seed"] == 0 and r["metrics"]}
+    if set(pair) != {"dive", "ddpae"}:
+        return None
+    errors = {
+        v: json.loads((r["dir"] / "per_sequence.json").read_text())["imputed"]["rec_missing"] for v, r in pair.items()
+    }
+    gaps = [
+        (a - b, i) for i, (a, b) in enumerate(zip(errors["dive"], errors["ddpae"], strict=True)) if None not in (a, b)
+    ]
+    worst = [i for _, i in sorted(gaps, reverse=True)[:count]]
+    if not worst:
+        return None
+    models = {v: load_trained(r["dir"] / "checkpoint.pt") for v, r in pair.items()}
+    batch = fixed_test_set_for(models["dive"].config, num_sequences=pair["dive"]["metrics"]["model"]["num_sequences"])
+    sub = batch[torch.tensor(worst)]
+    videos = {v: impute_video(t.model, t.guide, sub) for v, t in models.items()}
+    T, (H, W) = sub.num_frames, sub.frame_size
+    fig = Figure(figsize=(0.6 * T + 1.5, 2.6 * len(worst) + 0.5), layout="constrained")
+    axes = fig.subplots(len(worst), 1, squeeze=False)[:, 0]
+    for k, i in enumerate(worst):  # one image per sequence: rows observed / truth / DIVE / DDPAE
+        rows = [sub.observed[k], sub.complete[k], videos["dive"][k], videos["ddpae"][k]]
+        tile = torch.full((4 * (H + 1), T * (W + 1)), 0.5)
+        for r, video in enumerate(rows):
+            for t in range(T):
+                tile[r * (H + 1) : r * (H + 1) + H, t * (W + 1) : t * (W + 1) + W] = video[t, 0]
+        axes[k].imshow(tile.numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[k].set_yticks([(H + 1) * r + H / 2 for r in range(4)], ["observed", "truth", "DIVE", "DDPAE"], fontsize=7)
+        missing = sub.missing[k, :, : sub.num_observed].any(0)
+        axes[k].set_xticks(
+            [(W + 1) * t + W / 2 for t in range(T)],
+            [f"{t}{'*' if t < len(missing) and missing[t] else ''}" for t in range(T)],
+            fontsize=6,
+        )
+        axes[k].set_title(f"test sequence {i} (*: an object is missing)", fontsize=8)
+    fig.suptitle(f"{scenario}: where DIVE's imputed video loses most to DDPAE's (Rec-missing MSE)", fontsize=9)
+    fig.savefig(path, dpi=70)
+    return path
+
+
 def write_report(
-    size_dir: Path, out: Path, *, size: str, scenarios: tuple[str, ...], num_test: int | None = None
+    size_dir: Path,
+    out: Path,
+    *,
+    size: str,
+    scenarios: tuple[str, ...],
+    num_test: int | None = None,
+    num_val: int | None = None,
 ) -> str:
     out.mkdir(parents=True, exist_ok=True)
     runs = _runs(size_dir)
@@ -260,22 +310,70 @@ def write_report(
         text, data = scenario_table(scenario, runs, size, num_test)
         parts.append(text)
         payload[scenario] = data
+        picture = failure_cases(scenario, runs, out / f"worst_{scenario}.png")
+        if picture:
+            parts += [f"Where DIVE loses most to DDPAE (Rec-missing MSE, seed 0): `{picture.name}`.", ""]
     parts += ["## Runs", "", status_table(size_dir), ""]
-    if plot_curves(runs, out / "curves.png"):
-        parts += ["Validation curves (fixed validation set, not the test set): `curves.png`.", ""]
+    baselines = validation_baselines(runs, num_val) if num_val else {}
+    if plot_curves(runs, out / "curves.png", baselines):
+        parts += [
+            f"## Validation (fixed {num_val}-sequence validation set, not the test set; MSE)",
+            "",
+            "Latest point of each run (curves: `curves.png`); baselines on the same validation set:",
+            "",
+            validation_table(runs, baselines),
+            "",
+        ]
     text = "\n".join(parts)
     (out / "table1.md").write_text(text)
     (out / "table1.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return text
 
 
-def plot_curves(runs: list[dict], path: Path) -> bool:
+def validation_baselines(runs: list[dict], num_val: int) -> dict[str, dict[str, dict]]:
+    """``{scenario: {baseline: evaluate_frames output}}`` on the validation set the curves use."""
+    from dive_pyro.inference.config import load_config
+
+    out = {}
+    for r in runs:
+        if r["scenario"] in out or not (r["dir"] / "config.toml").is_file():
+            continue
+        config = load_config(r["dir"] / "config.toml", ["resume=false"])
+        batch = fixed_test_set_for(config, num_sequences=num_val, split="validation")
+        out[r["scenario"]] = {name: evaluate_baseline(name, batch) for name in ("copy-last", "zeros")}
+    return out
+
+
+def validation_table(runs: list[dict], baselines: dict) -> str:
+    """The latest validation point of every run, next to the baselines on the same validation set."""
+    keys = [
+        f"{kind}_{group}_mse"
+        for kind in ("model", "imputed")
+        for group, _ in ROWS
+        if (kind, group) != ("imputed", "pred")
+    ]
+    head = "| run | training sequences | " + " | ".join(k.replace("_mse", "").replace("_", " ") for k in keys) + " |"
+    lines = [head, "|---" * (len(keys) + 2) + "|"]
+    for r in runs:
+        pts = read_log(r["dir"] / "validation.jsonl")
+        if pts:
+            p = pts[-1]
+            lines.append(f"| {r['name']} | {p['sequences']:,} | " + " | ".join(f"{p[k]:.2f}" for k in keys) + " |")
+    for scenario, rows in baselines.items():
+        for name, res in rows.items():
+            cells = [f"{res[k.split('_', 1)[1][:-4]]['mse']:.2f}" for k in keys]
+            lines.append(f"| {scenario} {name} | — | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(runs: list[dict], path: Path, baselines: dict | None = None) -> bool:
     from matplotlib.figure import Figure
 
     scenarios = sorted({r["scenario"] for r in runs})
     curves = {r["name"]: read_log(r["dir"] / "validation.jsonl") for r in runs}
     if not any(curves.values()):
         return False
+    baselines = baselines or {}
     fig = Figure(figsize=(12, 3.2 * len(scenarios)), layout="constrained")
     axes = fig.subplots(len(scenarios), 3, squeeze=False)
     for row, scenario in enumerate(scenarios):
@@ -286,7 +384,9 @@ def plot_curves(runs: list[dict], path: Path) -> bool:
                 if r["scenario"] != scenario or not pts:
                     continue
                 style = dict(
-                    color="tab:red" if r["variant"] == "dive" else "tab:blue", ls="-" if r["seed"] == 0 else "--"
+                    color="tab:red" if r["variant"] == "dive" else "tab:blue",
+                    ls="-" if r["seed"] == 0 else "--",
+                    marker=".",
                 )
                 ax.plot(
                     [p["sequences"] for p in pts],
@@ -303,6 +403,8 @@ def plot_curves(runs: list[dict], path: Path) -> bool:
                         label=f"{r['variant']} s{r['seed']} imputed",
                         **style,
                     )
+            for (name, res), color in zip(baselines.get(scenario, {}).items(), ("0.3", "0.65"), strict=False):
+                ax.axhline(res[group]["mse"], color=color, ls=":", lw=1, label=name)
             ax.set_title(f"{scenario}: validation {label} MSE")
             ax.set_xlabel("training sequences")
             ax.legend(fontsize=6)
@@ -311,7 +413,9 @@ def plot_curves(runs: list[dict], path: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- collect
-def collect(size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...], log_stride: int = 100) -> None:
+def collect(
+    size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...], num_val: int, log_stride: int = 20
+) -> None:
     """Copy each run's latest checkpoint (≤ 5 MB), config, provenance, subsampled log, validation
     curve and metrics to ``dest/<size>-<run>/``, then write the table and curves into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -335,4 +439,24 @@ def collect(size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...]
             if '"event"' in ln or '"message"' in ln or i % log_stride == 0 or i == len(lines) - 1
         ]
         (target / "log.jsonl").write_text("".join(ln + "\n" for ln in kept))
-    write_report(size_dir, dest, size=size, scenarios=scenarios)
+    write_report(size_dir, dest, size=size, scenarios=scenarios, num_val=num_val)
+
+
+def restore(dest: Path, size_dir: Path, *, size: str) -> list[str]:
+    """The reverse of :func:`collect` for runs whose folder is missing or behind: copy the committed
+    checkpoint and files back into ``size_dir/<run>/``, so that ``--resume`` continues from them."""
+    from dive_pyro.inference.checkpoint import load_checkpoint
+
+    restored = []
+    for saved in sorted(Path(dest).glob(f"{size}-*-s*")):
+        if not (saved / "checkpoint.pt").is_file():
+            continue
+        run_dir = Path(size_dir) / saved.name[len(size) + 1 :]
+        here = run_dir / "checkpoint.pt"
+        if here.is_file() and load_checkpoint(here)["step"] >= load_checkpoint(saved / "checkpoint.pt")["step"]:
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for f in saved.iterdir():
+            shutil.copy(f, run_dir / f.name)
+        restored.append(run_dir.name)
+    return restored

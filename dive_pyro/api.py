@@ -32,7 +32,7 @@ from dive_pyro.evaluation.baselines import BASELINES
 from dive_pyro.inference.checkpoint import CHECKPOINT_NAME, get_rng_state, save_checkpoint
 from dive_pyro.inference.compare import Comparison, compare
 from dive_pyro.inference.config import TrainConfig, config_from_dict, config_to_dict
-from dive_pyro.inference.impute import impute_video
+from dive_pyro.inference.impute import impute_frames, impute_video
 from dive_pyro.inference.posterior import eval_mode, missing_probability, reconstruct
 from dive_pyro.inference.registry import build
 from dive_pyro.inference.train import TrainResult, fit, local_params
@@ -57,7 +57,6 @@ class Dive:
         with local_params():
             model, guide, elbo = build(variant, **config)
         self._set(variant, model, guide, elbo, step=0)
-        self._new = True  # no training settings yet: the first fit needs steps (or epochs)
         self.train_config = TrainConfig(
             variant=variant, model=model.config, steps=1, out_dir=f"runs/{variant}", **_FIT_DEFAULTS
         )
@@ -71,7 +70,6 @@ class Dive:
         """Wrap a loaded :class:`~dive_pyro.inference.trained.TrainedModel` (shares its modules)."""
         dive = cls.__new__(cls)
         dive._set(trained.config.variant, trained.model, trained.guide, trained.elbo, trained.step)
-        dive._new = False
         dive.train_config = dataclasses.replace(trained.config, **_SESSION_DEFAULTS)
         return dive
 
@@ -83,7 +81,6 @@ class Dive:
             model, guide, elbo = build(config.variant, config.model)
         dive = cls.__new__(cls)
         dive._set(config.variant, model, guide, elbo, step=0)
-        dive._new = False
         dive.train_config = dataclasses.replace(config, **_SESSION_DEFAULTS)
         return dive
 
@@ -128,11 +125,10 @@ class Dive:
         Resumable: when ``out_dir`` already holds a checkpoint, ``resume`` defaults to True and
         training continues from it (optimiser and random state included); an interrupted call
         (Ctrl-C) leaves a checkpoint to resume. Checkpoints, log and ELBO curve go to ``out_dir``.
+        Model and guide are left in eval mode, as after :meth:`load`.
         """
         if "model" in options or "variant" in options:
             raise TypeError("the model is fixed at construction: build another Dive(variant, **config) to change it")
-        if self._new and steps is None and "epochs" not in options:
-            raise ValueError("the first fit of a new model needs steps= (or epochs=)")
         values = config_to_dict(self.train_config)
         values.update({k: v for k, v in (("scenario", scenario), ("steps", steps)) if v is not None})
         values.update(options)
@@ -140,11 +136,17 @@ class Dive:
             values["out_dir"] = str(out_dir)
         if resume is None:
             resume = (Path(values["out_dir"]) / CHECKPOINT_NAME).is_file() and not values.get("overwrite")
+        if not resume and steps is None and "epochs" not in options:
+            raise ValueError(
+                f"a new run (no checkpoint in {values['out_dir']!r}) needs steps= (or epochs=); "
+                "to continue a run, pass its out_dir"
+            )
         values["resume"] = resume
         config = config_from_dict(values, source="Dive.fit")
         result = fit(self.model, self.guide, self.elbo, config, batch_fn=batch_fn)
+        self.model.eval(), self.guide.eval()  # ready to use, as after load
         self.train_config = dataclasses.replace(config, **_SESSION_DEFAULTS)
-        self.step, self._new = result.step, False
+        self.step = result.step
         return result
 
     # ------------------------------------------------------------------ the posterior
@@ -188,6 +190,14 @@ class Dive:
         posterior marks missing added, the future predicted (:func:`~dive_pyro.inference.impute.impute_video`)."""
         with eval_mode(self.model, self.guide):
             return impute_video(self.model, self.guide, self._on_device(batch), use_mean=use_mean)
+
+    def impute_frames(
+        self, frames: torch.Tensor, visible: torch.Tensor | None = None, *, use_mean: bool = True
+    ) -> torch.Tensor:
+        """:meth:`impute` of a user's video given as frames (``(T', H, W)``, ``(B, T', 1, H, W)``,
+        ...; see :func:`~dive_pyro.inference.impute.batch_from_frames`) at this model's size."""
+        with eval_mode(self.model, self.guide):
+            return impute_frames(self.trained(), frames, visible, use_mean=use_mean)
 
     def predict(self, batch: SceneBatch, *, use_mean: bool = True, complete: bool = True) -> torch.Tensor:
         """Frames ``(B, T, 1, H, W)`` in [0, 1] from the posterior mean (or one draw): every object

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from dive_pyro.api import Dive
 from dive_pyro.data import MISSING_DATA_SCENARIOS
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.data.testsets import describe
 from dive_pyro.inference import Comparison, compare, load_config, plot_elbo, shipped_checkpoint
 
 __all__ = ["baseline_report", "demo_markdown", "model_grids", "run_demo"]
@@ -66,8 +68,11 @@ def model_grids(dive: Dive, batch: SceneBatch, out: Path, count: int) -> None:
         )
 
 
-def demo_markdown(comparison: Comparison, finetune_steps: int) -> str:
-    """``report.md`` of the demo from its :func:`~dive_pyro.inference.compare` (model row first)."""
+def demo_markdown(
+    comparison: Comparison, finetune_steps: int, origin: str = "Shipped tiny CPU model fine-tuned"
+) -> str:
+    """``report.md`` of the demo from its :func:`~dive_pyro.inference.compare` (model row first);
+    ``origin`` says what was trained ("<what> fine-tuned" or "... trained")."""
     results, batch = comparison.results, comparison.batch
     m, z, c = next(iter(results.values())), results["zeros"], results["copy-last"]
     checks = [
@@ -80,18 +85,12 @@ def demo_markdown(comparison: Comparison, finetune_steps: int) -> str:
     lines = [
         "# dive-pyro demo",
         "",
-        f"Shipped tiny CPU model fine-tuned for {finetune_steps} steps, then scored on the fixed "
+        f"{origin} for {finetune_steps} steps, then scored on the fixed "
         f"`{comparison.scenario}` test set ({batch.batch_size} sequences at the model's {h}x{w} resolution: the "
         "64x64 scenes average-pooled). Rec and Pred compare the imputed complete video (every object drawn in "
         "every frame) with the ground truth; Rec-missing is Rec on the frames where an object is missing.",
         "",
-        comparison.markdown,
-        "",
-        "| | model | zeros | copy-last |",
-        "|---|---|---|---|",
-        f"| Rec MSE on missing steps | {m['rec_missing']['mse']:.2f} | {z['rec_missing']['mse']:.2f} | "
-        f"{c['rec_missing']['mse']:.2f} |",
-        f"| NELBO per pixel | {m['nelbo']:.4f} | | |",
+        comparison.markdown,  # its Rec-missing MSE and NELBO columns carry the imputation and the fit
         "",
         "Does the shipped model visibly work?",
         verdict,
@@ -112,13 +111,20 @@ def run_demo(
     grids: int = 3,
     baselines: bool = True,
     baseline_sequences: int = 256,
+    progress: bool | None = None,
 ) -> str:
     """Fine-tune ``checkpoint`` (default: the shipped tiny-cpu model; without one, train the
     ``tiny-cpu`` preset from scratch) for ``finetune_steps`` steps in ``out/run``, score it on
     ``num_sequences`` fixed ``out_of_scene`` test sequences next to the baselines, and write the
-    report, figures and metrics to ``out``. Returns the report's markdown."""
+    report, figures and metrics to ``out``. Returns the report's markdown. ``progress``: a bar while
+    scoring (``None``: only on a terminal)."""
+    if isinstance(finetune_steps, bool) or not isinstance(finetune_steps, int) or finetune_steps < 0:
+        raise ValueError(f"finetune_steps must be an int >= 0, got {finetune_steps!r}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint} (without --checkpoint the shipped model is used)")
     out = Path(out)
     start = time.perf_counter()
+    bar = sys.stderr.isatty() if progress is None else progress  # training's bar, as the evaluation's
     run = out / "run"
     shipped = Path(checkpoint) if checkpoint else shipped_checkpoint()
     if run.exists():
@@ -130,23 +136,22 @@ def run_demo(
         if (shipped.parent / "log.jsonl").is_file():
             shutil.copy(shipped.parent / "log.jsonl", run / "log.jsonl")
         print(f"[demo] fine-tuning the shipped model ({shipped}, step {dive.step}) for {finetune_steps} SVI steps")
-        dive.fit(steps=dive.step + finetune_steps, out_dir=run)
+        dive.fit(steps=dive.step + finetune_steps, out_dir=run, progress=bar)
+        origin = "Shipped tiny CPU model fine-tuned" if checkpoint is None else f"Checkpoint `{shipped}` fine-tuned"
     else:
         print(
             f"[demo] no shipped checkpoint at {shipped}: training the tiny-cpu preset from scratch "
             f"for {finetune_steps} steps (it will not have learned much)"
         )
         dive = Dive.from_config(load_config("tiny-cpu"))
-        dive.fit(steps=finetune_steps, out_dir=run)
+        dive.fit(steps=finetune_steps, out_dir=run, progress=bar)
+        origin = "The tiny-cpu preset (no shipped checkpoint) trained from scratch"
     plot_elbo(run / "log.jsonl", out / "elbo.png")
     batch = dive.test_set("out_of_scene", num_sequences=num_sequences)
-    print(
-        f"[demo] evaluating on {batch.batch_size} fixed out_of_scene test sequences ({batch.frame_size[0]}x"
-        f"{batch.frame_size[1]})"
-    )
-    comparison = dive.evaluate(batch, name=f"DIVE tiny-cpu (step {dive.step})")
+    print(f"[demo] evaluating on {describe(batch)}")
+    comparison = dive.evaluate(batch, name=f"DIVE tiny-cpu (step {dive.step})", progress=progress)
     model_grids(dive, batch, out, count=grids)
-    report = demo_markdown(comparison, finetune_steps)
+    report = demo_markdown(comparison, finetune_steps, origin)
     (out / "metrics.json").write_text(json.dumps(comparison.results, indent=2))
     (out / "report.md").write_text(report)
     if baselines:

@@ -53,6 +53,7 @@ def compare(
     num_samples: int = 1,
     use_mean: bool = True,
     include_reference: bool = True,
+    progress: bool | None = None,
 ) -> Comparison:
     """Score ``models`` and ``baselines`` on ``batch`` and tabulate them.
 
@@ -62,7 +63,8 @@ def compare(
     the first model's resolution (the 64x64 scenes average-pooled for a small model).
     ``num_samples``/``use_mean`` as in :func:`~dive_pyro.inference.trained.evaluate_trained`.
     ``include_reference=False`` never adds the published rows (by default they are added when
-    the setting matches the paper's).
+    the setting matches the paper's). ``progress``: a bar while scoring each model (``None``: only
+    on a terminal).
     """
     trained = _as_models(models)
     unknown = sorted(set(baselines) - set(BASELINES))
@@ -81,7 +83,15 @@ def compare(
     results: dict[str, dict] = {}
     for name, model in trained.items():
         results.update(
-            evaluate_trained(model, batch, protocol=protocol, num_samples=num_samples, use_mean=use_mean, name=name)
+            evaluate_trained(
+                model,
+                batch,
+                protocol=protocol,
+                num_samples=num_samples,
+                use_mean=use_mean,
+                name=name,
+                progress=progress,
+            )
         )
     for name in baselines:
         results[name] = evaluate_baseline(name, batch, protocol=protocol)

@@ -1,8 +1,9 @@
 """`TrainConfig`: every knob of an SVI training run, loaded from TOML presets plus overrides.
 
 A config is a TOML file whose top-level keys are the fields of :class:`TrainConfig`, with two
-tables: ``[model]`` (keyword arguments of ``dive_pyro.build``, i.e. fields of
-``dive_pyro.core.config.DiveConfig``) and ``[data]`` (options of ``dive_pyro.data.generate``).
+tables: ``[model]`` (fields of ``dive_pyro.core.config.DiveConfig``; ``TrainConfig.model`` is that
+``DiveConfig``, resolved once on the variant's registered defaults, and saved with every field)
+and ``[data]`` (options of ``dive_pyro.data.generate``).
 Command-line-style overrides ``key=value`` / ``model.hidden=32`` are typed by the field types;
 values are parsed as TOML literals (``lr=3e-4``, ``betas=[0.9,0.999]``, ``clip_norm=none``).
 
@@ -35,6 +36,7 @@ __all__ = [
     "config_from_dict",
     "dump_toml",
     "save_config",
+    "valid_data_keys",
 ]
 
 OPTIMIZERS = ("adam", "clipped_adam")
@@ -92,10 +94,11 @@ class TrainConfig:
     # run
     device: str = "auto"
     seed: int = 0
-    # CPU threads (None: torch's default). Results are bit-for-bit reproducible for a fixed thread
+    # CPU threads (None: 1 per process on CPU, torch's default on CUDA; a count above the free cores
+    # is capped to them, inference/threads.py). Results are bit-for-bit reproducible for a fixed thread
     # count only: torch splits float reductions by thread, so 1 and 2 threads differ in the last
     # bits from step 1 on (a resume with another count is announced)
-    num_threads: int | None = None  # none: 1 per process on CPU; capped to the free cores (inference/threads.py)
+    num_threads: int | None = None
     out_dir: str = "runs/dive"
     max_seconds: float | None = None  # stop (with a checkpoint) after this much training time
     checkpoint_every: int | None = 500  # steps
@@ -209,6 +212,12 @@ class TrainConfig:
                 f"data.{reserved[0]} is set by the runner (scenario, batch_size, seed, device, split are "
                 f"top-level settings); remove it from [data]"
             )
+        valid = _known_data_keys(self.scenario)  # None: a scenario of the caller's own batch_fn (fit)
+        unknown = sorted(set(self.data) - set(valid or self.data))
+        if unknown:
+            raise ValueError(
+                f"unknown data key {unknown[0]!r} for scenario {self.scenario!r}; valid data keys: {', '.join(valid)}"
+            )
         factor = self.data.get("downsample", 1)
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
             raise ValueError(f"data.downsample must be a positive integer, got {factor!r}")
@@ -220,6 +229,34 @@ class TrainConfig:
                     f"(data.downsample = {factor}); "
                     "set it once, in [model]"
                 )
+
+
+def _known_data_keys(scenario: str) -> list[str] | None:
+    try:
+        return valid_data_keys(scenario)
+    except ValueError:
+        return None
+
+
+def valid_data_keys(scenario: str) -> list[str]:
+    """The keys ``[data]`` accepts for ``scenario``: ``downsample`` plus the Moving-MNIST generator's
+    settings (``dive_pyro.data.moving_mnist.generator_keys``) or, for real video, the source keys and
+    the window builder's (``dive_pyro.data.mots.build_sequences``)."""
+    import inspect
+
+    from dive_pyro.data.moving_mnist import SCENARIOS, generator_keys
+    from dive_pyro.inference.data_sources import REAL_SCENARIOS, SOURCE_KEYS
+
+    if scenario in REAL_SCENARIOS:
+        from dive_pyro.data.mots import build_sequences
+
+        built = [k for k in inspect.signature(build_sequences).parameters if k not in ("seq", "seed")]
+        keys = [*SOURCE_KEYS, *built]
+    elif scenario in SCENARIOS:
+        keys = list(generator_keys(scenario))
+    else:
+        raise ValueError(f"scenario must be one of {[*SCENARIOS, *REAL_SCENARIOS]}, got {scenario!r}")
+    return ["downsample", *keys]
 
 
 def resolve_model(variant: str, model: DiveConfig | dict) -> DiveConfig:

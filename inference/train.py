@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import shutil
 import signal
 import sys
@@ -132,8 +133,11 @@ def build_from_config(config: TrainConfig):
 
 
 def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
-    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data)`` (on CPU)."""
-    from dive_pyro.data import generate
+    """``seed -> generate(scenario, batch_size, seed=seed, split="train", **data).downsample(f)`` (on
+    the CPU, or on the training GPU), rendered by
+    :func:`~dive_pyro.data.fast_render.generate_training_batch`: the same videos without the
+    per-object ``objects`` buffer, which training does not use."""
+    from dive_pyro.data.fast_render import generate_training_batch
 
     options = config.data_options()
     from dive_pyro.inference.data_sources import REAL_SCENARIOS, real_batch_fn
@@ -142,9 +146,14 @@ def default_batch_fn(config: TrainConfig) -> Callable[[int], SceneBatch]:
         return real_batch_fn(config.scenario, options, config.batch_size)
     factor = options.pop("downsample", 1)
 
+    # on a GPU the batch is rendered there (same layout from the CPU generator, same pixels)
+    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = device if device.type == "cuda" else torch.device("cpu")
+
     def batch_fn(seed: int) -> SceneBatch:
-        batch = generate(config.scenario, config.batch_size, seed=seed, split="train", **options)
-        return batch.downsample(factor)
+        return generate_training_batch(
+            config.scenario, config.batch_size, seed=seed, split="train", downsample=factor, device=device, **options
+        )
 
     return batch_fn
 
@@ -446,6 +455,11 @@ class _Run:
         self.t_start = time.monotonic()
         if state is not None:
             self._restore(state)
+            if self.step > self.num_steps:  # before anything in the run folder changes
+                raise ValueError(
+                    f"cannot resume {str(self.ckpt_path)!r} at step {self.step} to steps={self.num_steps}: the run "
+                    f"is already past it; give steps > {self.step} to continue it, or overwrite=true to start over"
+                )
             if self.ctx.is_main:
                 truncate_log(self.out_dir / LOG_NAME, self.step)
         else:

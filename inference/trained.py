@@ -10,10 +10,12 @@ drawn in every frame) against the ground truth; "Rec observed" scores the model'
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.evaluation.tables import evaluate_frames
@@ -148,11 +150,13 @@ def evaluate_trained(
     use_mean: bool = True,
     chunk_size: int = 64,
     name: str | None = None,
+    progress: bool | None = None,
 ) -> dict[str, dict]:
     """Table-1 metrics of a loaded model on ``batch`` (moved to the model's device).
 
     Returns ``{name: results}``; with ``num_samples > 1`` also ``"<name> best-of-k"`` and
     ``"<name> mean-of-k"``. Every result carries ``nelbo`` (per pixel, 1-particle estimate).
+    ``progress``: a tqdm bar of scored sequences on stderr; ``None`` shows it only on a terminal.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -161,6 +165,14 @@ def evaluate_trained(
     name = name or f"{trained.config.variant} (step {trained.step})"
     single, masked, best, mean, losses = [], [], [], [], []
     K = batch.num_observed
+    bar = tqdm(
+        total=batch.batch_size,
+        unit="seq",
+        desc="evaluating",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None if progress is None else not progress,  # None: only when stderr is a terminal
+    )
     for chunk in _chunks(batch, chunk_size):
         single.append(predict_frames(trained.model, trained.guide, chunk, use_mean=use_mean))
         masked.append(predict_frames(trained.model, trained.guide, chunk, use_mean=True, complete=False))
@@ -174,6 +186,8 @@ def evaluate_trained(
             pick = err.argmin(0)
             best.append(draws[pick, torch.arange(chunk.batch_size)])
             mean.append(draws.mean(0))
+        bar.update(chunk.batch_size)
+    bar.close()
     total_nelbo = sum(losses) / batch.batch_size
     results = {name: evaluate_frames(torch.cat(single), batch, protocol=protocol)}
     # what was seen is best explained by the model's own frames, in which missing objects are absent

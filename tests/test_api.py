@@ -12,8 +12,8 @@ from tests.fixtures import DOWNSAMPLE, VIDEO, video_batch
 
 def test_fit_resume_save_load_round_trip(tmp_path):
     dive = Dive("dive", **VIDEO)
-    with pytest.raises(ValueError, match="needs steps"):
-        dive.fit("out_of_scene")
+    with pytest.raises(ValueError, match="new run .* needs steps"):
+        dive.fit("out_of_scene", out_dir=tmp_path / "run")
     result = dive.fit("out_of_scene", steps=2, batch_size=2, out_dir=tmp_path / "run", data={"downsample": DOWNSAMPLE})
     assert result.step == dive.step == 2 and dive.train_config.device == "cpu"
     again = dive.fit(steps=3)  # same out_dir: resumes from its checkpoint
@@ -42,6 +42,7 @@ def test_posterior_impute_predict_evaluate(variant):
     assert tree["posterior"].sizes["sample"] == 3 and tree.attrs["variant"] == variant
     assert dive.guide.training  # modes restored
     video = dive.impute(batch)
+    torch.testing.assert_close(dive.impute_frames(batch.observed), video)  # the same video as plain frames
     dive.model.eval(), dive.guide.eval()
     torch.testing.assert_close(video, impute_video(dive.model, dive.guide, batch))
     frames = dive.predict(batch)

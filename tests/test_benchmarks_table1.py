@@ -3,6 +3,7 @@ resume, collect, and a same-seed re-run that reproduces its numbers."""
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatc
     report = (root / "toy" / "report" / "table1.md").read_text()
     assert "| Rec (missing steps) MSE |" in report and "Paired DIVE − DDPAE" in report
     assert "published Table 1 is not shown" in report and (root / "toy" / "report" / "curves.png").is_file()
+    assert (root / "toy" / "report" / "worst_out_of_scene.png").is_file() and "worst_out_of_scene.png" in report
+    assert "| out_of_scene copy-last | — |" in report and "| out_of_scene-dive-s0 | 32 |" in report
     # --resume on finished runs trains nothing more and reports the same numbers
     capsys.readouterr()
     assert table1.main(["run", *ONE, "--root", str(root), "--resume"]) == 0
@@ -60,6 +63,13 @@ def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatc
     for name in ("checkpoint.pt", "config.toml", "log.jsonl", "validation.jsonl", "metrics.json", "provenance.json"):
         assert (dest / "toy-out_of_scene-ddpae-s0" / name).is_file(), name
     assert (dest / "table1.md").is_file() and (dest / "curves.png").is_file()
+    # restore: a lost run folder comes back from the collected files, and a present one is left alone
+    shutil.rmtree(run)
+    assert table1.main(["restore", "--size", "toy", "--root", str(root), "--dest", str(dest)]) == 0
+    assert json.loads((run / "metrics.json").read_text()) == metrics and (run / "checkpoint.pt").is_file()
+    capsys.readouterr()
+    assert table1.main(["restore", "--size", "toy", "--root", str(root), "--dest", str(dest)]) == 0
+    assert "restored 0 run(s)" in capsys.readouterr().out
 
 
 def test_a_resume_with_another_budget_is_refused(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["writable_dir", "writable_file"]
+__all__ = ["existing_file", "nonnegative_int", "positive_int", "writable_dir", "writable_file"]
 
 
 def writable_dir(path: str) -> Path:
@@ -26,4 +26,32 @@ def writable_file(path: str) -> Path:
     writable_dir(str(p.parent if str(p.parent) else "."))
     if p.exists() and not os.access(p, os.W_OK):
         raise argparse.ArgumentTypeError(f"output file {p} is not writable")
+    return p
+
+
+def _int(text: str, least: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _int(text, 1, "an integer >= 1")
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0."""
+    return _int(text, 0, "an integer >= 0")
+
+
+def existing_file(path: str) -> Path:
+    """A file that exists (e.g. a checkpoint), so a typo fails before any work starts."""
+    p = Path(path)
+    if not p.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {p}" + (" (it is a folder)" if p.is_dir() else ""))
     return p

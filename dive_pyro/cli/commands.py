@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from dive_pyro.data import SCENARIOS
@@ -35,6 +36,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         grids=args.grids,
         baselines=args.baselines,
         baseline_sequences=args.baseline_sequences,
+        progress=args.progress,
     )
     print(report)
     return 0
@@ -107,38 +109,70 @@ def cmd_sample(args: argparse.Namespace) -> int:
     )
     save_posterior(tree, args.out)
     print(tree)
-    print(f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out}")
+    size_mb = Path(args.out).stat().st_size / 1e6
+    print(
+        f"[sample] {args.num_samples} posterior samples of {batch.batch_size} sequences written to {args.out} "
+        f"({size_mb:.0f} MB; the size grows with --num-samples x --num-sequences)"
+    )
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """``dive-pyro check``: posterior-quality checks against the generator's ground truth."""
     from dive_pyro.posterior import plots as plots
-    from dive_pyro.posterior.report import check_posterior, sbc, write_check_report
+    from dive_pyro.posterior.report import FIGURE_TEXT, check_posterior, markdown_summary, write_check_report
 
+    start = time.perf_counter()
     dive, batch = _model_and_test_set(args)
+    model, guide = dive.model, dive.guide
     results, tree = check_posterior(
-        dive.model, dive.guide, batch, num_samples=args.num_samples, seed=args.seed, refine_steps=args.refine
+        model, guide, batch, num_samples=args.num_samples, seed=args.seed, chunk_size=args.chunk_size
     )
     figures = {
         "posterior_frames": plots.plot_posterior_frames(tree, 0),
         "objects": plots.plot_objects(tree, 0),
         "pose_trajectories": plots.plot_pose_trajectories(tree, 0),
+        "coverage": plots.plot_coverage(results),
     }
     if "missingness" in results:
         figures["missingness"] = plots.plot_missingness(tree, 0)
         figures["reliability"] = plots.plot_reliability(results)
+        figures["missingness_strata"] = plots.plot_missingness_strata(results)
     payload = {"checkpoint": str(args.checkpoint), "step": dive.step, "scenario": args.scenario, "checks": results}
+    if args.psis_videos > 0:
+        from dive_pyro.posterior.importance import psis_check
+
+        payload["psis"] = psis_check(model, guide, batch[: args.psis_videos], num_particles=args.psis_particles)
+        figures["psis"] = plots.plot_psis(payload["psis"])
     if args.sbc > 0:
-        payload["sbc"] = sbc(dive.model, dive.guide, num_simulations=args.sbc, seed=args.seed)
+        from dive_pyro.posterior.sbc import amortised_sbc
+
+        payload["sbc"] = amortised_sbc(
+            model,
+            guide,
+            sleep_steps=args.sbc_sleep_steps,
+            num_simulations=args.sbc,
+            num_draws=args.sbc_draws,
+            seed=args.seed,
+        )
         figures["sbc"] = plots.plot_sbc(payload["sbc"])
-    write_check_report(payload, figures, args.out)
-    summary = {k: results[k] for k in ("pose_rmse_px", "coverage") if k in results}
-    if "missingness" in results:
-        summary["missingness"] = {k: results["missingness"][k] for k in ("auroc", "ece", "base_rate")}
-    summary["imputation_sse_per_frame"] = results.get("imputation_sse_per_frame")
-    print(json.dumps(summary, indent=2))
-    print(f"[check] report written to {Path(args.out).resolve()}")
+    if args.reference == "nuts":
+        from dive_pyro.posterior.reference import compare_to_reference
+
+        payload["reference"] = compare_to_reference(
+            model,
+            guide,
+            batch[: args.reference_videos],
+            num_warmup=args.nuts_warmup,
+            num_samples=args.nuts_samples,
+            seed=args.seed,
+        )
+    payload["wall_s"] = time.perf_counter() - start
+    payload["figures"] = {k: FIGURE_TEXT[k] for k in figures}
+    summary = markdown_summary(payload)
+    write_check_report(payload, figures, args.out, summary)
+    print(summary)
+    print(f"[check] report written to {Path(args.out).resolve()} in {payload['wall_s']:.0f} s")
     return 0
 
 
@@ -149,18 +183,17 @@ def cmd_impute(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from dive_pyro.inference.impute import impute_frames
-    from dive_pyro.inference.trained import load_trained
+    from dive_pyro.api import Dive
 
-    trained = load_trained(args.checkpoint)
+    dive = Dive.load(args.checkpoint)
     array = np.load(args.input, allow_pickle=False)
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     frames = torch.as_tensor(np.asarray(array, dtype=np.float32))
     visible = None if args.visible is None else torch.as_tensor(np.load(args.visible, allow_pickle=False)).bool()
-    video = impute_frames(trained, frames, visible, use_mean=not args.sample)
+    video = dive.impute_frames(frames, visible, use_mean=not args.sample)
     np.save(args.out, video.cpu().numpy().astype(np.float32))
-    K = trained.model.config.num_observed
+    K = dive.config.num_observed
     print(
         f"[impute] {video.shape[0]} video(s): {K} input frames repaired, {video.shape[1] - K} predicted; "
         f"wrote {args.out} {tuple(video.shape)}"
@@ -168,7 +201,7 @@ def cmd_impute(args: argparse.Namespace) -> int:
     if args.png is not None or args.gif is not None:
         from dive_pyro.inference.impute import batch_from_frames
 
-        seen = batch_from_frames(frames, trained.model.config, visible).observed
+        seen = batch_from_frames(frames, dive.config, visible).observed
         if args.png is not None:
             from dive_pyro.viz.frames import plot_frame_grid
 
@@ -214,21 +247,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint is None and not args.baseline:
         raise SystemExit(f"evaluate: give --baseline NAME ({', '.join(BASELINES)}) and/or --checkpoint PATH")
+    from dive_pyro.data.testsets import describe
+
     options = {"protocol": args.protocol}
     if args.checkpoint is None:
+        from dive_pyro.data import fixed_test_set
         from dive_pyro.inference import compare
 
-        comparison = compare(None, args.scenario, baselines=args.baseline, num_sequences=args.num_sequences, **options)
+        batch = fixed_test_set(args.scenario, num_sequences=args.num_sequences)
+        print(f"[evaluate] scoring on {describe(batch)}", file=sys.stderr)
+        comparison = compare(None, batch, baselines=args.baseline, **options)
     else:
         from dive_pyro.api import Dive
 
-        # the test set is drawn at the model's resolution
-        comparison = Dive.load(args.checkpoint).evaluate(
-            args.scenario,
+        dive = Dive.load(args.checkpoint)
+        batch = dive.test_set(args.scenario, num_sequences=args.num_sequences)  # at the model's resolution
+        print(f"[evaluate] scoring {dive.name} on {describe(batch)}", file=sys.stderr)
+        comparison = dive.evaluate(
+            batch,
             baselines=args.baseline or ("zeros", "copy-last"),
-            num_sequences=args.num_sequences,
             num_samples=args.num_samples,
             use_mean=not args.sample,
+            progress=args.progress,
             **options,
         )
     results = comparison.results

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dive_pyro.cli.args import writable_dir, writable_file
+from dive_pyro.cli.args import existing_file, nonnegative_int, positive_int, writable_dir, writable_file
 from dive_pyro.cli.commands import (
     cmd_check,
     cmd_demo,
@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="write PNG grids of a Moving-MNIST scenario")
     g.add_argument("--scenario", choices=(*SCENARIOS, "all"), default="all")
-    g.add_argument("--num-sequences", type=int, default=2)
-    g.add_argument("--num-objects", type=int, default=2)
+    g.add_argument("--num-sequences", type=positive_int, default=2)
+    g.add_argument("--num-objects", type=positive_int, default=2)
     g.add_argument("--step-length", type=float, default=0.15)
     g.add_argument("--split", choices=("train", "test"), default="test")
     g.add_argument("--seed", type=int, default=0)
@@ -48,17 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(BASELINES),
         help="baseline to score (repeatable)",
     )
-    e.add_argument("--checkpoint", type=Path, default=None)
+    e.add_argument("--checkpoint", type=existing_file, default=None)
     e.add_argument(
         "--protocol",
         choices=("dive", "full"),
         default="dive",
         help="dive: score DIVE's pixels (Sc.1 bottom 32 rows); full: all pixels",
     )
-    e.add_argument("--num-sequences", type=int, default=1024)
-    e.add_argument("--num-samples", type=int, default=1, help="prediction samples (best-of-k and mean)")
+    e.add_argument(
+        "--num-sequences", type=positive_int, default=1024, help="score the first N of the fixed 1,024 test sequences"
+    )
+    e.add_argument("--num-samples", type=positive_int, default=1, help="prediction samples (best-of-k and mean)")
     e.add_argument("--sample", action="store_true", help="score a posterior sample instead of the mean")
     e.add_argument("--json", type=writable_file, default=None)
+    _add_progress(e)
     e.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser(
@@ -96,7 +99,7 @@ def _add_model_commands(sub) -> None:
     t.add_argument("overrides", nargs="*", default=[], help="key=value overrides")
     t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
     t.add_argument("--out-dir", default=None)
-    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--steps", type=positive_int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in out_dir from its checkpoint")
     t.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     t.set_defaults(func=cmd_train)
@@ -106,39 +109,74 @@ def _add_model_commands(sub) -> None:
         ("check", cmd_check, "posterior-quality checks of a checkpoint against the ground truth"),
     ):
         c = sub.add_parser(name, help=text)
-        c.add_argument("--checkpoint", type=Path, required=True)
+        c.add_argument("--checkpoint", type=existing_file, required=True)
         c.add_argument(
             "--scenario",
             choices=SCENARIOS,
             default=None,
             help="test scenario (default: the one the model was trained on)",
         )
-        c.add_argument("--num-sequences", type=int, default=64 if name == "sample" else 256)
-        c.add_argument("--num-samples", type=int, default=32)
+        c.add_argument(
+            "--num-sequences",
+            type=positive_int,
+            default=64 if name == "sample" else 256,
+            help="score the first N of the fixed 1,024 test sequences",
+        )
+        c.add_argument("--num-samples", type=positive_int, default=32)
         c.add_argument("--seed", type=int, default=0)
-        c.add_argument("--refine", type=int, default=0, help="per-video SVI steps on the guide before drawing")
         if name == "sample":
+            c.add_argument("--refine", type=int, default=0, help="per-video SVI steps on the guide before drawing")
             c.add_argument("--out", default="posterior.nc", help="netCDF file to write")
             c.add_argument("--objects", action="store_true", help="also store each object's rendering")
         else:
             c.add_argument("--out", type=writable_dir, default=Path("reports/check"))
-            c.add_argument("--sbc", type=int, default=64, help="simulations for SBC (0: skip)")
+            c.add_argument("--sbc", type=nonnegative_int, default=0, help="simulations for SBC (0: skip)")
+            c.add_argument("--sbc-draws", type=positive_int, default=19, help="posterior draws per SBC simulation")
+            c.add_argument(
+                "--sbc-sleep-steps",
+                type=nonnegative_int,
+                default=300,
+                help="sleep-phase steps on prior simulations before SBC (a copy of the guide)",
+            )
+            c.add_argument("--chunk-size", type=positive_int, default=16, help="videos per posterior pass")
+            c.add_argument(
+                "--psis-videos", type=nonnegative_int, default=8, help="videos for the PSIS diagnostic (0: skip)"
+            )
+            c.add_argument("--psis-particles", type=positive_int, default=1000, help="importance draws per video")
+            c.add_argument("--reference", choices=("none", "nuts"), default="none", help="MCMC reference posterior")
+            c.add_argument("--reference-videos", type=positive_int, default=1)
+            c.add_argument("--nuts-warmup", type=nonnegative_int, default=100)
+            c.add_argument("--nuts-samples", type=positive_int, default=100)
         c.set_defaults(func=func)
 
     d = sub.add_parser("demo", help="fine-tune the shipped tiny model, evaluate, write a report")
     d.add_argument("--out", type=writable_dir, default=Path("reports/demo"))
-    d.add_argument("--checkpoint", default=None, help="start from this checkpoint instead of the shipped one")
-    d.add_argument("--finetune-steps", type=int, default=200)
-    d.add_argument("--num-sequences", type=int, default=1024, help="out_of_scene test sequences to score")
-    d.add_argument("--grids", type=int, default=3, help="test sequences to draw")
+    d.add_argument(
+        "--checkpoint", type=existing_file, default=None, help="start from this checkpoint instead of the shipped one"
+    )
+    d.add_argument("--finetune-steps", type=nonnegative_int, default=200)
+    d.add_argument(
+        "--num-sequences", type=positive_int, default=1024, help="first N of the 1,024 out_of_scene test sequences"
+    )
+    d.add_argument("--grids", type=nonnegative_int, default=3, help="test sequences to draw")
     d.add_argument(
         "--baselines",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also write grids and baseline tables of every scenario",
     )
-    d.add_argument("--baseline-sequences", type=int, default=256)
+    d.add_argument("--baseline-sequences", type=positive_int, default=256)
+    _add_progress(d)
     d.set_defaults(func=cmd_demo)
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar while scoring the model (default: only on a terminal)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

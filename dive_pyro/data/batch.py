@@ -12,16 +12,16 @@ Conventions (shared by data, models, guides, metrics):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 
 import torch
 
 __all__ = ["SceneBatch", "check_frames"]
 
 
-def check_frames(frames: torch.Tensor, name: str = "frames") -> None:
+def check_frames(frames: torch.Tensor, name: str = "frames", bounded: bool = True) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``frames`` is a finite ``(B, T, 1, H, W)`` float
-    tensor in ``[0, 1]``."""
+    tensor, in ``[0, 1]`` when ``bounded``."""
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(frames).__name__}")
     if frames.dim() != 5 or frames.shape[2] != 1:
@@ -34,7 +34,7 @@ def check_frames(frames: torch.Tensor, name: str = "frames") -> None:
     lo, hi = (v.item() for v in torch.aminmax(frames))
     if math.isnan(lo) or math.isnan(hi) or math.isinf(lo) or math.isinf(hi):
         raise ValueError(f"{name} contains NaN or inf values")
-    if lo < 0 or hi > 1:
+    if bounded and (lo < 0 or hi > 1):
         raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
 
 
@@ -51,11 +51,16 @@ class SceneBatch:
     complete: torch.Tensor  # (B, T, 1, H, W) float; ground truth with nothing missing
     missing: torch.Tensor  # (B, N, T) bool; object i absent or hidden at t (z_m = 1)
     positions: torch.Tensor  # (B, N, T, 2) float; object centres in pixels, (x, y)
-    objects: torch.Tensor  # (B, N, T, 1, H, W) float; each object rendered alone, complete
+    # (B, N, T, 1, H, W) float; each object rendered alone, complete. None in training batches
+    # (dive_pyro.data.fast_render), which skip this N-times-a-frame buffer
+    objects: torch.Tensor | None
     num_observed: int = 10  # K: frames 0..K-1 are input, K..T-1 are to be predicted
     scenario: str = "complete"
     scored: torch.Tensor | None = None  # (B, T, 1, H, W) bool; pixels DIVE's protocol scores
     meta: dict = field(default_factory=dict)
+    # False only for videos drawn from a pixel likelihood with unbounded support (a Normal draw,
+    # dive_pyro.models.simulate(noise=True)): then ``observed`` may leave [0, 1]
+    bounded: bool = True
 
     def __post_init__(self) -> None:
         if self.scored is None:
@@ -65,7 +70,7 @@ class SceneBatch:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise a clear ``ValueError`` if shapes, dtypes or ranges are inconsistent."""
-        check_frames(self.observed, "observed")
+        check_frames(self.observed, "observed", self.bounded)
         check_frames(self.complete, "complete")
         B, T, _, H, W = self.observed.shape
         if self.complete.shape != self.observed.shape:
@@ -90,9 +95,10 @@ class SceneBatch:
             raise ValueError(f"positions must be a floating-point tensor (pixels), got dtype {self.positions.dtype}")
         if self.positions.numel() and not torch.isfinite(self.positions).all():
             raise ValueError("positions contains NaN or inf values")
-        if self.objects.shape != (B, N, T, 1, H, W):
+        if self.objects is not None and self.objects.shape != (B, N, T, 1, H, W):
             raise ValueError(f"objects must have shape {(B, N, T, 1, H, W)}, got {tuple(self.objects.shape)}")
-        check_frames(self.objects.flatten(1, 2), "objects")
+        if self.objects is not None:
+            check_frames(self.objects.flatten(1, 2), "objects")
         if isinstance(self.num_observed, bool) or not isinstance(self.num_observed, int):
             raise ValueError(f"num_observed (K) must be an integer, got {self.num_observed!r}")
         if not 0 < self.num_observed < T:
@@ -100,6 +106,23 @@ class SceneBatch:
                 f"num_observed (K) must satisfy 0 < K < T = {T} so that there are frames to predict, "
                 f"got K = {self.num_observed}"
             )
+
+    @classmethod
+    def _trusted(cls, **values) -> SceneBatch:
+        """Internal: a batch built by this package's generators, whose tests guarantee what
+        :meth:`validate` checks; skips the O(pixels) checks (the public constructor validates)."""
+        batch = cls.__new__(cls)
+        for f in fields(cls):
+            if f.name in values:
+                value = values[f.name]
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            setattr(batch, f.name, value)
+        if batch.scored is None:
+            batch.scored = torch.ones_like(batch.visible, dtype=torch.bool)
+        return batch
 
     # ------------------------------------------------------------------ views
     @property
@@ -133,7 +156,11 @@ class SceneBatch:
         return replace(self, **kwargs)
 
     def to(self, device: torch.device | str) -> SceneBatch:
-        """Move every tensor to ``device``."""
+        """Move every tensor to ``device`` (``self`` when they are all there already)."""
+        device = torch.device(device)
+        tensors = [v for f in fields(self) if isinstance(v := getattr(self, f.name), torch.Tensor)]
+        if all(t.device == device for t in tensors):
+            return self
         return self._map(lambda t: t.to(device))
 
     def __getitem__(self, index) -> SceneBatch:
@@ -183,7 +210,7 @@ class SceneBatch:
             observed=pool(self.observed),
             visible=all_pool(self.visible),
             complete=pool(self.complete),
-            objects=pool(self.objects),
+            objects=None if self.objects is None else pool(self.objects),
             scored=all_pool(self.scored),
             positions=(self.positions + 0.5) / factor - 0.5,
             meta={**self.meta, "downsample": factor},
@@ -198,8 +225,11 @@ class SceneBatch:
         kwargs = {}
         for f in fields(first):
             v = getattr(first, f.name)
-            if isinstance(v, torch.Tensor):
-                kwargs[f.name] = torch.cat([getattr(b, f.name) for b in batches], dim=0)
+            parts = [getattr(b, f.name) for b in batches]
+            if any(isinstance(p, torch.Tensor) for p in parts):
+                if any(p is None for p in parts):
+                    raise ValueError(f"SceneBatch.cat: {f.name} is None in some batches but not in others")
+                kwargs[f.name] = torch.cat(parts, dim=0)
             else:
                 kwargs[f.name] = v
         return replace(first, **kwargs)

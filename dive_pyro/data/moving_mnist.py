@@ -47,6 +47,7 @@ __all__ = [
     "bounce_trajectory",
     "draw_layout",
     "generate",
+    "generator_keys",
     "render_layout",
 ]
 
@@ -121,6 +122,15 @@ _OPTIONS = {
     "out_of_scene": OutOfSceneOptions,
     "elastic": ElasticOptions,
 }
+
+
+def generator_keys(scenario: str) -> tuple[str, ...]:
+    """The settings :func:`generate` takes for ``scenario`` besides the run's own (scenario,
+    num_sequences, seed, device, split, digits): sizes, motion and the scenario's options fields."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}")
+    sizes = ("num_objects", "step_length", "frame_size", "num_frames", "num_observed")
+    return (*sizes, *(f.name for f in fields(_OPTIONS[scenario])))
 
 
 def _resolve_options(scenario: str, options: dict, frame_size: int):

@@ -1,5 +1,8 @@
 """Fixed, disk-cached evaluation sets: 1,024 sequences per scenario from fixed seeds (paper §4.2).
 
+``num_sequences=N`` gives the first N of those 1,024 (the same videos whatever N), so a small
+evaluation scores a subset of the full one.
+
 Design. What is cached is the batch's *layout* (:class:`~dive_pyro.data.moving_mnist.SceneLayout`):
 the per-object 28x28 patches as uint8 (``(B, N, 1, 28, 28)``, or ``(B, N, T, 28, 28)`` for the
 elastic scenario), their top-left pixels and the removal flags, saved with ``torch.save`` as a
@@ -22,6 +25,7 @@ hyper-parameters on it, never on the test set.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,7 +38,9 @@ from dive_pyro.data.batch import SceneBatch
 from dive_pyro.data.mnist import array_sha256, file_sha256
 from dive_pyro.data.moving_mnist import SCENARIOS, SceneLayout, draw_layout, render_layout
 
-__all__ = ["TEST_SEEDS", "VALIDATION_SEEDS", "cache_dir", "fixed_test_set", "validation_set"]
+__all__ = ["SET_SIZE", "TEST_SEEDS", "VALIDATION_SEEDS", "cache_dir", "describe", "fixed_test_set", "validation_set"]
+
+SET_SIZE = 1024  # sequences per fixed set; num_sequences=N takes the first N
 
 TEST_SEEDS = {name: 20260 + i for i, name in enumerate(SCENARIOS)}
 VALIDATION_SEEDS = {name: 20270 + i for i, name in enumerate(SCENARIOS)}
@@ -98,15 +104,26 @@ def _load(path: Path) -> SceneLayout:
     )
 
 
+def _first(layout: SceneLayout, n: int) -> SceneLayout:
+    return dataclasses.replace(
+        layout, patches=layout.patches[:n], top_left=layout.top_left[:n], removed=layout.removed[:n]
+    )
+
+
 def _cached_set(kind: str, seeds: dict, scenario: str, root, num_sequences: int, gen_kwargs: dict) -> SceneBatch:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; expected one of {list(SCENARIOS)}")
+    if isinstance(num_sequences, bool) or not isinstance(num_sequences, int) or not 1 <= num_sequences <= SET_SIZE:
+        raise ValueError(
+            f"num_sequences must be an int in [1, {SET_SIZE}] (the first N of the fixed {SET_SIZE:,}), "
+            f"got {num_sequences!r}"
+        )
     reserved = sorted(set(gen_kwargs) & set(_RESERVED))
     if reserved:
         raise TypeError(f"{kind} sets fix {reserved} themselves (seed per scenario, split='test'); remove them")
     device = gen_kwargs.pop("device", "cpu")
     seed = seeds[scenario]
-    params = {"kind": kind, "scenario": scenario, "seed": seed, "num_sequences": num_sequences}
+    params = {"kind": kind, "scenario": scenario, "seed": seed, "num_sequences": SET_SIZE}
     params.update(split="test", format=FORMAT_VERSION, **gen_kwargs)
     path = cache_dir(root) / f"{kind}-{scenario}-{_cache_key(params)}.pt"
     checksum = path.with_name(path.name + ".sha256")
@@ -116,19 +133,20 @@ def _cached_set(kind: str, seeds: dict, scenario: str, root, num_sequences: int,
     else:
         if path.exists():
             warnings.warn(f"checksum of cached {kind} set {path} is missing or wrong; regenerating it", stacklevel=3)
-        fresh = draw_layout(scenario, num_sequences, seed=seed, split="test", **gen_kwargs)
+        fresh = draw_layout(scenario, SET_SIZE, seed=seed, split="test", **gen_kwargs)
         _save(fresh, path)
         layout = _load(path)  # the stored (uint8-rounded) version, identical to later loads
-    batch = render_layout(layout)
-    batch.meta.update(kind=kind, cache_file=str(path))
+    batch = render_layout(_first(layout, num_sequences))  # render only what is asked for
+    batch.meta.update(kind=kind, cache_file=str(path), first=num_sequences, of=SET_SIZE)
     return batch.to(device)
 
 
 def fixed_test_set(
     scenario: str, *, root: str | os.PathLike | None = None, num_sequences: int = 1024, **gen_kwargs
 ) -> SceneBatch:
-    """The fixed test set of ``scenario``: ``num_sequences`` videos from ``TEST_SEEDS[scenario]`` on
-    the test digit split, cached under :func:`cache_dir` (see the module docstring).
+    """The fixed test set of ``scenario``: the first ``num_sequences`` (1..1024) of the 1,024 videos
+    from ``TEST_SEEDS[scenario]`` on the test digit split, cached under :func:`cache_dir` (see the
+    module docstring).
 
     ``gen_kwargs`` go to :func:`~dive_pyro.data.moving_mnist.generate` (not ``seed`` or ``split``);
     ``device`` only says where the returned batch lives.
@@ -142,3 +160,14 @@ def validation_set(
     """Like :func:`fixed_test_set` with ``VALIDATION_SEEDS``: held-out digits, different videos. Use it
     (not the test set) for model selection and early stopping."""
     return _cached_set("validation", VALIDATION_SEEDS, scenario, root, num_sequences, dict(gen_kwargs))
+
+
+def describe(batch: SceneBatch) -> str:
+    """Which sequences ``batch`` holds, for messages: e.g. "the first 64 of the 1,024 fixed out_of_scene
+    test sequences (32x32)", "all 1,024 fixed ..." or, for other batches, "8 elastic sequences (64x64)"."""
+    size = f"({batch.frame_size[0]}x{batch.frame_size[1]})"
+    total, kind = batch.meta.get("of"), batch.meta.get("kind")
+    if total is None or kind is None:
+        return f"{batch.batch_size} {batch.scenario} sequences {size}"
+    first = f"all {total:,}" if batch.batch_size == total else f"the first {batch.batch_size} of the {total:,}"
+    return f"{first} fixed {batch.scenario} {kind} sequences {size}"

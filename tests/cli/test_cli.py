@@ -112,7 +112,10 @@ def test_train_then_evaluate_checkpoint(tmp_path, monkeypatch, capsys, tiny_chec
     ckpt = next(v for k, v in res.items() if k.startswith("dive"))
     assert "nelbo" in ckpt and ckpt["pred"]["mse"] is not None
     # a 16x16 model is not scored in the paper's setting: no published rows beside it, and why
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "scoring dive (step 4) on the first 4 of the 1,024 fixed out_of_scene test sequences (16x16)" in captured.err
+    assert "evaluating" not in captured.err  # no progress bar when stderr is not a terminal
     assert "(published) |" not in printed and "rows hidden" in printed and "frame size 16x16" in printed
     assert "Rec-missing MSE" in printed
 
@@ -155,10 +158,51 @@ def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
     tree = load_posterior(out)
     assert tree["posterior"].sizes["sample"] == 4 and tree["posterior"].sizes["video"] == 3
     report = tmp_path / "check"
-    assert main(["check", *args, "--sbc", "8", "--out", str(report)]) == 0
+    extra = ["--sbc", "8", "--sbc-sleep-steps", "2", "--psis-videos", "2", "--psis-particles", "6"]
+    assert main(["check", *args, *extra, "--out", str(report)]) == 0
     data = json.loads((report / "checks.json").read_text())
-    assert {"missingness", "pose_rmse_px", "coverage"} <= set(data["checks"]) and "sbc" in data
-    assert (report / "reliability.png").is_file() and (report / "sbc.png").is_file()
+    assert {"missingness", "positions", "identity"} <= set(data["checks"]) and {"sbc", "psis"} <= set(data)
+    assert data["sbc"]["sleep"]["steps"] == 2 and data["checks"]["missingness"]["source"] == "exact"
+    assert {"reliability.png", "sbc.png", "coverage.png", "psis.png"} <= {p.name for p in report.iterdir()}
+    assert "centre of mass" in (report / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--checkpoint", "no/such/checkpoint.pt"], "no such file: no/such/checkpoint.pt"),
+        (["demo", "--finetune-steps", "-5"], "expected an integer >= 0, got -5"),
+        (["check", "--checkpoint", "missing.pt", "--sbc", "1"], "no such file: missing.pt"),
+        (["evaluate", "--scenario", "out_of_scene", "--baseline", "zeros", "--num-sequences", "0"], ">= 1, got 0"),
+        (["train", "tiny-cpu", "--steps", "ten"], "expected an integer >= 1, got 'ten'"),
+    ],
+)
+def test_bad_numbers_and_paths_fail_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_check_rejects_negative_sbc(tiny_checkpoint, capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "--checkpoint", str(tiny_checkpoint), "--sbc", "-1"])
+    assert "--sbc: expected an integer >= 0, got -1" in capsys.readouterr().err
+
+
+def test_print_config_rejects_unknown_data_keys(capsys):
+    assert main(["train", "tiny-cpu", "data.bogus=1", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown data key 'bogus'" in err and "valid data keys: downsample" in err
+
+
+def test_resume_to_fewer_steps_than_done_is_an_error(tmp_path, capsys):
+    run = ["train", "tiny-cpu", "steps=3", "batch_size=2", "progress=false", "tensorboard=false"]
+    sizes = ["model.frame_size=16", "model.object_size=8", "model.hidden=8", "model.appearance_dim=4"]
+    run += [*sizes, "data.downsample=4", "--out-dir", str(tmp_path / "run")]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main([*run, "--resume", "steps=2"]) == 2
+    assert "at step 3 to steps=2: the run is already past it; give steps > 3" in capsys.readouterr().err
 
 
 def test_train_restarts_itself_with_passive_wait_for_several_threads(tmp_path, monkeypatch):

@@ -109,3 +109,18 @@ def test_unknown_method_is_rejected():
         place_sprites(torch.rand(1, 1, 4, 4), torch.tensor([[2.0, 0.0, 0.0]]), 8, method="bicubic")
     with pytest.raises(ValueError, match="method must be one of"):
         crop_objects(torch.rand(1, 1, 8, 8), torch.tensor([[2.0, 0.0, 0.0]]), 4, method="separable")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_placement_and_crops_equal_the_reference():
+    sprites = torch.rand(2, 3, 4, 1, 8, 8, device="cuda")
+    pose = _poses(24, torch.float32).reshape(2, 3, 4, 3).cuda()
+    ref = place_sprites(sprites, pose, 16, method="affine_grid")
+    torch.testing.assert_close(place_sprites(sprites, pose, 16), ref, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(place_and_sum(sprites, pose, None, 16), ref.sum(1), rtol=1e-4, atol=1e-5)
+    frames = torch.rand(2, 3, 1, 16, 16, device="cuda")
+    crops, ref_crops = (
+        crop_objects(frames, pose[:, :, 0], 8),
+        crop_objects(frames, pose[:, :, 0], 8, method="affine_grid"),
+    )
+    torch.testing.assert_close(crops, ref_crops, rtol=1e-4, atol=1e-5)

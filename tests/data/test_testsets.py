@@ -5,8 +5,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from dive_pyro.data.dataset import MovingMNISTDataset, batch_seed
-from dive_pyro.data.moving_mnist import generate
-from dive_pyro.data.testsets import TEST_SEEDS, VALIDATION_SEEDS, cache_dir, fixed_test_set, validation_set
+from dive_pyro.data.moving_mnist import draw_layout, generate, render_layout
+from dive_pyro.data.testsets import (
+    SET_SIZE,
+    TEST_SEEDS,
+    VALIDATION_SEEDS,
+    _first,
+    cache_dir,
+    fixed_test_set,
+    validation_set,
+)
 
 FIELDS = ("observed", "visible", "complete", "missing", "positions", "objects", "scored")
 
@@ -29,12 +37,16 @@ def test_round_trip_loads_from_disk_and_equals_generator(tmp_path):
     second = fixed_test_set("out_of_scene", root=tmp_path, num_sequences=6)
     assert path.stat().st_mtime_ns == stamp  # loaded, not rewritten
     assert same(first, second)
-    # non-elastic sets are exact: the generator with the fixed seed on the test digits
-    direct = generate("out_of_scene", 6, seed=TEST_SEEDS["out_of_scene"], split="test")
-    assert same(first, direct)
+    # non-elastic sets are exact: the first 6 of the generator's 1,024 with the fixed seed on the test digits
+    # (rendering is per sequence, so the first 6 of the layout render as the first 6 of the batch)
+    layout = draw_layout("out_of_scene", SET_SIZE, seed=TEST_SEEDS["out_of_scene"], split="test")
+    assert same(first, render_layout(_first(layout, 6)))
+    few = draw_layout("out_of_scene", 20, seed=1)
+    assert same(render_layout(_first(few, 6)), generate("out_of_scene", 20, seed=1)[:6])
+    assert (first.meta["first"], first.meta["of"]) == (6, SET_SIZE)
     assert first.meta["kind"] == "test" and first.meta["digit_source"] == "mnist:test"
     payload = torch.load(path, weights_only=True)
-    assert payload["patches"].dtype == torch.uint8 and payload["patches"].shape == (6, 2, 1, 28, 28)
+    assert payload["patches"].dtype == torch.uint8 and payload["patches"].shape == (SET_SIZE, 2, 1, 28, 28)
     assert only_file(tmp_path, ".sha256").read_text().strip() != ""
 
 
@@ -55,9 +67,19 @@ def test_corrupt_or_missing_checksum_regenerates_with_warning(tmp_path):
     assert same(first, fixed_test_set("occlusion", root=tmp_path, num_sequences=4))
 
 
+def test_num_sequences_takes_the_first_n_of_the_same_set(tmp_path):
+    small = fixed_test_set("occlusion", root=tmp_path, num_sequences=3)
+    larger = fixed_test_set("occlusion", root=tmp_path, num_sequences=10)
+    assert same(small, larger[:3]) and larger.batch_size == 10
+    assert len(list(tmp_path.glob("*.pt"))) == 1  # one cached set serves every N
+    for bad in (0, SET_SIZE + 1, 2.0):
+        with pytest.raises(ValueError, match=r"num_sequences must be an int in \[1, 1024\] \(the first N"):
+            fixed_test_set("occlusion", root=tmp_path, num_sequences=bad)
+
+
 def test_elastic_set_is_uint8_rounded_generator_output(tmp_path):
     cached = fixed_test_set("elastic", root=tmp_path, num_sequences=3)
-    direct = generate("elastic", 3, seed=TEST_SEEDS["elastic"], split="test")
+    direct = render_layout(_first(draw_layout("elastic", SET_SIZE, seed=TEST_SEEDS["elastic"], split="test"), 3))
     assert torch.equal(cached.missing, direct.missing) and torch.equal(cached.positions, direct.positions)
     assert (cached.objects - direct.objects).abs().max() <= 0.5 / 255 + 1e-6
     assert torch.equal(cached.objects * 255, (cached.objects * 255).round())

@@ -13,6 +13,7 @@ from dive_pyro.inference.config import (
     list_presets,
     load_config,
     save_config,
+    valid_data_keys,
 )
 
 PAPER = {
@@ -143,6 +144,19 @@ def test_model_and_data_must_agree_on_shared_keys():
         load_config("tiny-cpu", ["data.frame_size=48"])
     assert load_config("tiny-cpu", ["data.frame_size=64"]).data_options()["frame_size"] == 64
     assert load_config("tiny-cpu", ["data.frame_size=32", "data.downsample=1"]).data_options()["frame_size"] == 32
+
+
+def test_unknown_data_keys_are_an_error_listing_the_valid_ones_with_downsample():
+    with pytest.raises(ValueError, match=r"unknown data key 'bogus' for scenario 'out_of_scene'; valid data keys: "):
+        load_config("tiny-cpu", ["data.bogus=1"])  # before any training, so --print-config refuses it too
+    keys = valid_data_keys("out_of_scene")
+    assert keys[0] == "downsample" and {"step_length", "num_missing", "start_range"} <= set(keys)
+    assert "alpha" in valid_data_keys("elastic") and "alpha" not in keys
+    assert {"path", "stride", "content"} <= set(valid_data_keys("mots"))
+    for name in list_presets():  # every bundled preset uses only valid keys
+        load_config(name)
+    with pytest.raises(ValueError, match="scenario must be one of"):
+        valid_data_keys("sc2")
 
 
 def test_model_keys_are_checked_and_typed_against_dive_config():

@@ -316,6 +316,10 @@ def test_resume_refuses_another_variant_model_config_or_a_corrupt_file(tmp_path)
         _fit(tmp_path, steps=4, resume=True, variant="other")
     with pytest.raises(ValueError, match=r"different model config .*hidden: 64 vs 3"):
         _fit(tmp_path, steps=4, resume=True, model={"hidden": 3})
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    with pytest.raises(ValueError, match=r"at step 2 to steps=1: the run is already past it; give steps > 2"):
+        _fit(tmp_path, steps=1, resume=True)
+    assert (tmp_path / "run" / "log.jsonl").read_text() == log  # nothing changed
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     with pytest.raises(ValueError, match="corrupt"):

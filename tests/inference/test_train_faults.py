@@ -130,6 +130,18 @@ def test_ctrl_c_during_start_up_is_a_clean_message(tmp_path, monkeypatch, capsys
     assert code == 130 and "dive-pyro train: interrupted" in err and "Traceback" not in err
 
 
+def test_a_full_disk_is_a_one_line_cli_error(tmp_path, monkeypatch, capsys):
+    from dive_pyro.cli import main
+
+    def full(config):
+        raise DiskFullError(errno.ENOSPC, f"could not write checkpoint.pt in folder '{config.out_dir}' (...)")
+
+    monkeypatch.setattr("dive_pyro.inference.train", full)
+    code = main(["train", "tiny-cpu", "--out-dir", str(tmp_path / "r"), "steps=1", "progress=false"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"dive-pyro train: error: could not write checkpoint.pt in folder '{tmp_path / 'r'}'" in err
+
+
 # --------------------------------------------------------------------------- 3. integrity
 def _flip_a_weight_byte(path: Path) -> None:
     state = load_checkpoint(path)
@@ -309,15 +321,35 @@ def test_tensorboard_has_one_point_per_step_after_a_resume(tmp_path):
     assert [e.step for e in acc.Scalars("train/loss")] == [0, 1, 2]
 
 
-@pytest.mark.filterwarnings("ignore:2 torch threads with OpenMP:RuntimeWarning")
-def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys, monkeypatch):
-    # a loaded machine would cap 2 threads to 1 (inference/threads.py): pretend both cores are free
-    monkeypatch.setattr("dive_pyro.inference.threads.free_cores", lambda: 2)
-    threads = torch.get_num_threads()
-    try:
-        _fit(tmp_path / "run", steps=2, num_threads=1)
-        _fit(tmp_path / "run", steps=4, resume=True, num_threads=2)
-    finally:
-        torch.set_num_threads(threads)
+def test_tensorboard_has_one_point_per_step_after_a_rollback(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = stub.stub_config(tmp_path / "r", steps=12, checkpoint_every=5, max_bad_steps=2, tensorboard=True)
+    model, guide, elbo = stub.build_stub()
+    bad = {derive_seed(0, 0, 6), derive_seed(0, 0, 7)}
+    guide.nan_seeds = dict.fromkeys(bad, "value")
+
+    def batch_fn(seed):  # NaN at steps 6 and 7 the first time only: one rollback to step 5
+        if seed in bad and seed in batch_fn.seen:
+            guide.nan_seeds.pop(seed, None)
+        batch_fn.seen.add(seed)
+        return stub.tiny_batch(seed)
+
+    batch_fn.seen = set()
+    assert fit(model, guide, elbo, config, batch_fn=batch_fn).rolled_back
+    acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == list(range(12))  # 6, 7: the finite retries only
+
+
+def test_resuming_with_another_thread_count_is_announced(tmp_path, capsys):
+    _fit(tmp_path / "run", steps=2, num_threads=1)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    state = load_checkpoint(ckpt)
+    assert state["extra"]["num_threads"] == 1
+    state["extra"]["num_threads"] = 2  # as if written by a 2-thread run
+    save_checkpoint(state, ckpt)
+    _fit(tmp_path / "run", steps=4, resume=True, num_threads=1)
     err = capsys.readouterr().err
-    assert "written with 1 CPU threads, this run uses 2" in err and "not bit for bit" in err
+    assert "written with 2 CPU threads, this run uses 1" in err and "not bit for bit" in err

@@ -43,6 +43,20 @@ def test_missing_or_corrupt_checkpoint(tmp_path):
         load_trained(bad)
 
 
+def test_progress_bar_on_request_and_quiet_off_a_terminal(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    from dive_pyro.inference.trained import evaluate_trained
+
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path))
+    trained = load_trained(tiny_checkpoint)
+    batch = fixed_test_set_for(trained.config, num_sequences=4)
+    evaluate_trained(trained, batch, chunk_size=2, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluating" in err and "4/4" in err
+    for quiet in (None, False):  # None: a bar only when stderr is a terminal (it is not under pytest)
+        evaluate_trained(trained, batch, chunk_size=2, progress=quiet)
+        assert capsys.readouterr().err == ""
+
+
 def test_shipped_checkpoint_gives_the_same_metrics_with_reference_kernels():
     # kernels="fast" (default) and the official affine_grid path load the same shipped weights
     # and give the same Table-1 metrics and NELBO up to float rounding

@@ -45,3 +45,18 @@ def test_kernels_do_not_change_parameter_names_or_shapes():
 def test_unknown_kernels_are_rejected():
     with pytest.raises(ValueError, match="kernels must be one of"):
         build("dive", **TINY, kernels="gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fast_kernels_give_the_reference_loss():
+    batch = simulate(build("dive", **TINY)[0], 3).to("cuda")
+    ref_model, ref_guide, elbo = build("dive", **TINY, kernels="reference")
+    model, guide, _ = build("dive", **TINY, kernels="fast")
+    model.load_state_dict(ref_model.state_dict())
+    guide.load_state_dict(ref_guide.state_dict())
+    losses = []
+    for m, g in ((ref_model, ref_guide), (model, guide)):
+        m.cuda(), g.cuda()
+        pyro.set_rng_seed(3)
+        losses.append(torch.as_tensor(elbo.loss_and_grads(m, g, batch)))
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-4)

@@ -1,0 +1,56 @@
+"""Training batches (no per-object buffer) equal generate(...).downsample(f)."""
+
+import pytest
+import torch
+
+from dive_pyro.data import SCENARIOS, generate
+from dive_pyro.data.batch import SceneBatch
+from dive_pyro.data.fast_render import generate_training_batch
+
+EXACT = ("visible", "scored", "missing", "positions")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("factor", [1, 2])
+def test_training_batch_equals_generate_then_downsample(scenario, factor):
+    ref = generate(scenario, 6, seed=11, num_frames=6, num_observed=4).downsample(factor)
+    fast = generate_training_batch(scenario, 6, seed=11, num_frames=6, num_observed=4, downsample=factor)
+    assert fast.objects is None and fast.meta == ref.meta
+    for name in EXACT:
+        assert torch.equal(getattr(fast, name), getattr(ref, name)), name
+    for name in ("observed", "complete"):
+        a, b = getattr(fast, name), getattr(ref, name)
+        assert a.shape == b.shape and a.dtype == b.dtype
+        if factor == 1 or scenario == "elastic":
+            assert torch.equal(a, b), name  # bit-identical
+        else:  # one rounding of the uint8 mean instead of the mean of float32 quotients
+            torch.testing.assert_close(a, b, rtol=0, atol=1.2e-7)
+    SceneBatch.validate(fast)  # what the public constructor would check holds
+
+
+def test_a_wrong_composite_is_caught():
+    # the comparison above can fail: compositing by sum instead of max differs where digits overlap
+    ref = generate("complete", 16, seed=2)
+    fast = generate_training_batch("complete", 16, seed=2)
+    summed = ref.objects.sum(1).clamp(max=1)
+    assert not torch.equal(summed, ref.complete) and torch.equal(fast.complete, ref.complete)
+
+
+def test_batches_without_objects_move_select_and_concatenate():
+    fast = generate_training_batch("out_of_scene", 4, seed=0, downsample=2)
+    assert fast.to("cpu") is fast
+    both = SceneBatch.cat([fast[:2], fast[2:]])
+    assert both.objects is None and torch.equal(both.observed, fast.observed)
+    with pytest.raises(ValueError, match="objects is None in some batches"):
+        SceneBatch.cat([generate("out_of_scene", 1, seed=0).downsample(2), fast[:1]])
+    with pytest.raises(ValueError, match="downsample must be a positive integer"):
+        generate_training_batch("complete", 1, seed=0, downsample=3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("scenario", ["occlusion", "out_of_scene"])
+def test_cuda_training_batch_equals_cpu(scenario):
+    cpu = generate_training_batch(scenario, 4, seed=5, downsample=2)
+    gpu = generate_training_batch(scenario, 4, seed=5, downsample=2, device="cuda").to("cpu")
+    for name in ("observed", "complete", *EXACT):
+        assert torch.equal(getattr(gpu, name), getattr(cpu, name)), name

@@ -93,11 +93,12 @@ code("""markov_checkpoint = shipped_checkpoint("tiny-cpu-markov")
 if SMOKE or not markov_checkpoint.is_file():
     from tempfile import mkdtemp
 
-    overrides = ["variant=dive-markov", "model.appearance_ar=0.95", "model.missing_prior=0.2", "steps=5",
-                 "progress=false", f"out_dir={mkdtemp()}"]
-    markov_checkpoint = train(load_config("tiny-cpu", overrides)).checkpoint
-markov = load_trained(markov_checkpoint)
-print(f"{markov.config.variant} step {markov.step}")"""),
+    overrides = ["variant=dive-markov", "model.appearance_ar=0.95", "model.missing_prior=0.2"]
+    markov = Dive.from_config(load_config("tiny-cpu", overrides))
+    markov.fit(steps=5, out_dir=mkdtemp(), progress=False)
+else:
+    markov = Dive.load(markov_checkpoint)
+print(f"{markov.variant} step {markov.step}")"""),
 md("""**Pose uncertainty over time.** The `dive` guide is mean-field on the pose *increments*, so the
 variance of the position can only grow with t. The Markov-chain guide can be wide inside a gap and
 tight after it. Posterior sd of the pose centre of the first slot of a video with a gap (shaded)."""),

@@ -228,6 +228,50 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
     return "\n".join(lines) + "\n", payload
 
 
+def failure_cases(scenario: str, runs: list[dict], path: Path, count: int = 3) -> Path | None:
+    """Frame grids of the ``count`` test sequences where seed-0 DIVE's imputed video is worst relative
+    to seed-0 DDPAE's on the missing steps: observed, truth, each model's imputed + predicted video."""
+    from matplotlib.figure import Figure
+
+    pair = {r["variant"]: r for r in runs if r["scenario"] == scenario and r["seed"] == 0 and r["metrics"]}
+    if set(pair) != {"dive", "ddpae"}:
+        return None
+    errors = {
+        v: json.loads((r["dir"] / "per_sequence.json").read_text())["imputed"]["rec_missing"] for v, r in pair.items()
+    }
+    gaps = [
+        (a - b, i) for i, (a, b) in enumerate(zip(errors["dive"], errors["ddpae"], strict=True)) if None not in (a, b)
+    ]
+    worst = [i for _, i in sorted(gaps, reverse=True)[:count]]
+    if not worst:
+        return None
+    models = {v: load_trained(r["dir"] / "checkpoint.pt") for v, r in pair.items()}
+    batch = fixed_test_set_for(models["dive"].config, num_sequences=pair["dive"]["metrics"]["model"]["num_sequences"])
+    sub = batch[torch.tensor(worst)]
+    videos = {v: impute_video(t.model, t.guide, sub) for v, t in models.items()}
+    T, (H, W) = sub.num_frames, sub.frame_size
+    fig = Figure(figsize=(0.6 * T + 1.5, 2.6 * len(worst) + 0.5), layout="constrained")
+    axes = fig.subplots(len(worst), 1, squeeze=False)[:, 0]
+    for k, i in enumerate(worst):  # one image per sequence: rows observed / truth / DIVE / DDPAE
+        rows = [sub.observed[k], sub.complete[k], videos["dive"][k], videos["ddpae"][k]]
+        tile = torch.full((4 * (H + 1), T * (W + 1)), 0.5)
+        for r, video in enumerate(rows):
+            for t in range(T):
+                tile[r * (H + 1) : r * (H + 1) + H, t * (W + 1) : t * (W + 1) + W] = video[t, 0]
+        axes[k].imshow(tile.numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[k].set_yticks([(H + 1) * r + H / 2 for r in range(4)], ["observed", "truth", "DIVE", "DDPAE"], fontsize=7)
+        missing = sub.missing[k, :, : sub.num_observed].any(0)
+        axes[k].set_xticks(
+            [(W + 1) * t + W / 2 for t in range(T)],
+            [f"{t}{'*' if t < len(missing) and missing[t] else ''}" for t in range(T)],
+            fontsize=6,
+        )
+        axes[k].set_title(f"test sequence {i} (*: an object is missing)", fontsize=8)
+    fig.suptitle(f"{scenario}: where DIVE's imputed video loses most to DDPAE's (Rec-missing MSE)", fontsize=9)
+    fig.savefig(path, dpi=70)
+    return path
+
+
 def write_report(
     size_dir: Path,
     out: Path,
@@ -266,6 +310,9 @@ def write_report(
         text, data = scenario_table(scenario, runs, size, num_test)
         parts.append(text)
         payload[scenario] = data
+        picture = failure_cases(scenario, runs, out / f"worst_{scenario}.png")
+        if picture:
+            parts += [f"Where DIVE loses most to DDPAE (Rec-missing MSE, seed 0): `{picture.name}`.", ""]
     parts += ["## Runs", "", status_table(size_dir), ""]
     baselines = validation_baselines(runs, num_val) if num_val else {}
     if plot_curves(runs, out / "curves.png", baselines):

@@ -49,8 +49,10 @@ def simulate(
 ) -> SceneBatch:
     """Sample ``batch_size`` videos from ``model`` (latents in ``latents`` are held fixed).
 
-    ``observed`` is the rendered frame (the likelihood's mean) or, with ``noise=True``, a draw of
-    the pixel likelihood clipped to [0, 1]; every pixel is visible.
+    ``observed`` is the rendered frame (the likelihood's mean) or, with ``noise=True``, a draw
+    ``y ~ p(y | z)`` of the pixel likelihood, *not* clipped (clipping would change the likelihood
+    and break simulation-based calibration). A Normal draw leaves [0, 1]; the batch is then marked
+    ``bounded=False`` (relaxed range validation, see :class:`SceneBatch`). Every pixel is visible.
     """
     blank = empty_batch(model.config, batch_size, device)
     with torch.no_grad():
@@ -61,14 +63,14 @@ def simulate(
         z_a = z_a.expand(*z_p.shape[:-1], z_a.shape[-1])  # DDPAE: one z_a per object
         objects = model.render_objects(z_a, z_p).clamp(0, 1)
         present = trace.nodes["present"]["value"]  # (B, N, K)
-        if noise:
-            frames = model.pixel_likelihood(frames).sample().clamp(0, 1)
+        observed = model.pixel_likelihood(frames).sample() if noise else frames.clamp(0, 1)
     B, N, K = present.shape
     T = frames.shape[1]
     missing = torch.cat([present < 0.5, present.new_zeros(B, N, T - K, dtype=torch.bool)], -1)
     found = {name: trace.nodes[name]["value"].detach() for name in _LATENTS if name in trace.nodes}
+    bounded = bool(((observed >= 0) & (observed <= 1)).all())
     return SceneBatch(
-        observed=frames.clamp(0, 1),
+        observed=observed,
         visible=torch.ones_like(frames, dtype=torch.bool),
         complete=objects.sum(1).clamp(max=1.0),
         missing=missing,
@@ -77,4 +79,5 @@ def simulate(
         num_observed=K,
         scenario="model_simulation",
         meta={"latents": found},
+        bounded=bounded,
     )

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from dive_pyro.data import SCENARIOS
@@ -117,29 +118,59 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """``dive-pyro check``: posterior-quality checks against the generator's ground truth."""
     from dive_pyro.posterior import plots as plots
-    from dive_pyro.posterior.report import check_posterior, sbc, write_check_report
+    from dive_pyro.posterior.report import FIGURE_TEXT, check_posterior, markdown_summary, write_check_report
 
+    start = time.perf_counter()
     dive, batch = _model_and_test_set(args)
-    results, tree = check_posterior(dive.model, dive.guide, batch, num_samples=args.num_samples, seed=args.seed)
+    model, guide = dive.model, dive.guide
+    results, tree = check_posterior(
+        model, guide, batch, num_samples=args.num_samples, seed=args.seed, chunk_size=args.chunk_size
+    )
     figures = {
         "posterior_frames": plots.plot_posterior_frames(tree, 0),
         "objects": plots.plot_objects(tree, 0),
         "pose_trajectories": plots.plot_pose_trajectories(tree, 0),
+        "coverage": plots.plot_coverage(results),
     }
     if "missingness" in results:
         figures["missingness"] = plots.plot_missingness(tree, 0)
         figures["reliability"] = plots.plot_reliability(results)
+        figures["missingness_strata"] = plots.plot_missingness_strata(results)
     payload = {"checkpoint": str(args.checkpoint), "step": dive.step, "scenario": args.scenario, "checks": results}
+    if args.psis_videos > 0:
+        from dive_pyro.posterior.importance import psis_check
+
+        payload["psis"] = psis_check(model, guide, batch[: args.psis_videos], num_particles=args.psis_particles)
+        figures["psis"] = plots.plot_psis(payload["psis"])
     if args.sbc > 0:
-        payload["sbc"] = sbc(dive.model, dive.guide, num_simulations=args.sbc, seed=args.seed)
+        from dive_pyro.posterior.sbc import amortised_sbc
+
+        payload["sbc"] = amortised_sbc(
+            model,
+            guide,
+            sleep_steps=args.sbc_sleep_steps,
+            num_simulations=args.sbc,
+            num_draws=args.sbc_draws,
+            seed=args.seed,
+        )
         figures["sbc"] = plots.plot_sbc(payload["sbc"])
-    write_check_report(payload, figures, args.out)
-    summary = {k: results[k] for k in ("pose_rmse_px", "coverage") if k in results}
-    if "missingness" in results:
-        summary["missingness"] = {k: results["missingness"][k] for k in ("auroc", "ece", "base_rate")}
-    summary["imputation_sse_per_frame"] = results.get("imputation_sse_per_frame")
-    print(json.dumps(summary, indent=2))
-    print(f"[check] report written to {Path(args.out).resolve()}")
+    if args.reference == "nuts":
+        from dive_pyro.posterior.reference import compare_to_reference
+
+        payload["reference"] = compare_to_reference(
+            model,
+            guide,
+            batch[: args.reference_videos],
+            num_warmup=args.nuts_warmup,
+            num_samples=args.nuts_samples,
+            seed=args.seed,
+        )
+    payload["wall_s"] = time.perf_counter() - start
+    payload["figures"] = {k: FIGURE_TEXT[k] for k in figures}
+    summary = markdown_summary(payload)
+    write_check_report(payload, figures, args.out, summary)
+    print(summary)
+    print(f"[check] report written to {Path(args.out).resolve()} in {payload['wall_s']:.0f} s")
     return 0
 
 

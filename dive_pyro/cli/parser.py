@@ -129,7 +129,23 @@ def _add_model_commands(sub) -> None:
             c.add_argument("--objects", action="store_true", help="also store each object's rendering")
         else:
             c.add_argument("--out", type=writable_dir, default=Path("reports/check"))
-            c.add_argument("--sbc", type=nonnegative_int, default=64, help="simulations for SBC (0: skip)")
+            c.add_argument("--sbc", type=nonnegative_int, default=0, help="simulations for SBC (0: skip)")
+            c.add_argument("--sbc-draws", type=positive_int, default=19, help="posterior draws per SBC simulation")
+            c.add_argument(
+                "--sbc-sleep-steps",
+                type=nonnegative_int,
+                default=300,
+                help="sleep-phase steps on prior simulations before SBC (a copy of the guide)",
+            )
+            c.add_argument("--chunk-size", type=positive_int, default=16, help="videos per posterior pass")
+            c.add_argument(
+                "--psis-videos", type=nonnegative_int, default=8, help="videos for the PSIS diagnostic (0: skip)"
+            )
+            c.add_argument("--psis-particles", type=positive_int, default=1000, help="importance draws per video")
+            c.add_argument("--reference", choices=("none", "nuts"), default="none", help="MCMC reference posterior")
+            c.add_argument("--reference-videos", type=positive_int, default=1)
+            c.add_argument("--nuts-warmup", type=nonnegative_int, default=100)
+            c.add_argument("--nuts-samples", type=positive_int, default=100)
         c.set_defaults(func=func)
 
     d = sub.add_parser("demo", help="fine-tune the shipped tiny model, evaluate, write a report")

@@ -145,5 +145,5 @@ def check_batch(batch: SceneBatch, config: DiveConfig) -> tuple[int, int, int, i
         raise ValueError(f"batch has num_observed K = {K} but the model expects {config.num_observed}")
     if T != config.num_frames:
         raise ValueError(f"batch has T = {T} frames but the model expects num_frames = {config.num_frames}")
-    check_frames(batch.observed, "batch.observed")  # NaN / inf / range, even if mutated after creation
+    check_frames(batch.observed, "batch.observed", batch.bounded)  # NaN / inf / range, even if mutated after creation
     return B, N, T, K

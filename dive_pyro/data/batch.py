@@ -19,9 +19,9 @@ import torch
 __all__ = ["SceneBatch", "check_frames"]
 
 
-def check_frames(frames: torch.Tensor, name: str = "frames") -> None:
+def check_frames(frames: torch.Tensor, name: str = "frames", bounded: bool = True) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``frames`` is a finite ``(B, T, 1, H, W)`` float
-    tensor in ``[0, 1]``."""
+    tensor, in ``[0, 1]`` when ``bounded``."""
     if not isinstance(frames, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(frames).__name__}")
     if frames.dim() != 5 or frames.shape[2] != 1:
@@ -34,7 +34,7 @@ def check_frames(frames: torch.Tensor, name: str = "frames") -> None:
     lo, hi = (v.item() for v in torch.aminmax(frames))
     if math.isnan(lo) or math.isnan(hi) or math.isinf(lo) or math.isinf(hi):
         raise ValueError(f"{name} contains NaN or inf values")
-    if lo < 0 or hi > 1:
+    if bounded and (lo < 0 or hi > 1):
         raise ValueError(f"{name} must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
 
 
@@ -58,6 +58,9 @@ class SceneBatch:
     scenario: str = "complete"
     scored: torch.Tensor | None = None  # (B, T, 1, H, W) bool; pixels DIVE's protocol scores
     meta: dict = field(default_factory=dict)
+    # False only for videos drawn from a pixel likelihood with unbounded support (a Normal draw,
+    # dive_pyro.models.simulate(noise=True)): then ``observed`` may leave [0, 1]
+    bounded: bool = True
 
     def __post_init__(self) -> None:
         if self.scored is None:
@@ -67,7 +70,7 @@ class SceneBatch:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise a clear ``ValueError`` if shapes, dtypes or ranges are inconsistent."""
-        check_frames(self.observed, "observed")
+        check_frames(self.observed, "observed", self.bounded)
         check_frames(self.complete, "complete")
         B, T, _, H, W = self.observed.shape
         if self.complete.shape != self.observed.shape:

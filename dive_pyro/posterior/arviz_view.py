@@ -11,7 +11,7 @@ import warnings
 
 import xarray as xr
 
-__all__ = ["to_inference_data", "pose_summary", "pose_hdi"]
+__all__ = ["to_inference_data", "pose_summary", "pose_hdi", "psis", "mcmc_diagnostics"]
 
 
 def _arviz():
@@ -50,3 +50,37 @@ def pose_hdi(tree: xr.DataTree, prob: float = 0.9) -> xr.Dataset:
     az = _arviz()
     idata = to_inference_data(tree)
     return az.hdi(idata, var_names=["position"], hdi_prob=prob)
+
+
+def psis(log_weights) -> tuple:
+    """Pareto-smoothed importance sampling of ``log_weights`` ``(..., S)`` (``arviz.psislw``):
+    returns the smoothed, normalised log weights and the Pareto k̂ per leading index."""
+    import numpy as np
+
+    az = _arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arviz warns when k̂ > 0.7: that is what we report
+        lw, k = az.psislw(np.asarray(log_weights, dtype=float))
+    return np.asarray(lw), np.asarray(k)
+
+
+def mcmc_diagnostics(samples: dict) -> dict[str, dict[str, float]]:
+    """Rank-normalised split R̂ and bulk/tail ESS (``arviz.rhat``, ``arviz.ess``) of MCMC draws
+    ``{name: (chain, draw, ...)}``: the worst (max R̂, min ESS) and median over each variable's
+    elements. R̂ < 1.01 and ESS > 100 per chain are the usual targets (Vehtari et al. 2021)."""
+    import numpy as np
+
+    az = _arviz()
+    data = az.convert_to_dataset({k: np.asarray(v) for k, v in samples.items()})
+    rhat, bulk, tail = az.rhat(data), az.ess(data, method="bulk"), az.ess(data, method="tail")
+    out = {}
+    for name in samples:
+        r, b, t = (np.asarray(x[name]).ravel() for x in (rhat, bulk, tail))
+        out[name] = {
+            "rhat_max": float(np.nanmax(r)),
+            "rhat_median": float(np.nanmedian(r)),
+            "ess_bulk_min": float(np.nanmin(b)),
+            "ess_bulk_median": float(np.nanmedian(b)),
+            "ess_tail_min": float(np.nanmin(t)),
+        }
+    return out

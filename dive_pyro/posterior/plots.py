@@ -18,7 +18,10 @@ __all__ = [
     "plot_missingness",
     "plot_pose_trajectories",
     "plot_reliability",
+    "plot_missingness_strata",
+    "plot_coverage",
     "plot_sbc",
+    "plot_psis",
 ]
 
 
@@ -130,43 +133,99 @@ def plot_pose_trajectories(tree: xr.DataTree, index: int = 0) -> Figure:
 
 
 def plot_reliability(results: dict) -> Figure:
-    """Reliability diagram of P(missing) from :func:`dive_pyro.posterior.report.check_tree` results."""
+    """Reliability diagram of P(missing) (adaptive bins) from :func:`dive_pyro.posterior.scoring.score`."""
     if "missingness" not in results:
         raise ValueError("results have no missingness section")
-    rel = results["missingness"]["reliability"]
-    edges = np.asarray(rel["edges"], dtype=float)
-    centres = (edges[:-1] + edges[1:]) / 2
+    m = results["missingness"]
+    rel = m["reliability"]
+    conf = np.asarray([np.nan if v is None else v for v in rel["confidence"]], dtype=float)
     freq = np.asarray([np.nan if v is None else v for v in rel["frequency"]], dtype=float)
     count = np.asarray(rel["count"], dtype=float)
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(4.2, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="calibrated")
-    ax.bar(centres, freq, width=np.diff(edges), alpha=0.6, edgecolor="k", label="observed frequency")
+    ax.plot(conf, freq, "o-", color="tab:red", label="observed frequency (equal-count bins)")
     ax.set_ylabel("fraction truly missing")
-    m = results["missingness"]
-    ax.set_title(f"AUROC {m['auroc']:.3f}, ECE {m['ece']:.3f}", fontsize=9)
+    ax.set_title(f"AUROC {m['auroc']:.3f}, ECE {m['ece_adaptive']:.3f}, Brier {m['brier']:.3f}", fontsize=9)
     ax.legend(fontsize=7)
-    axc.bar(centres, count, width=np.diff(edges), color="grey")
+    axc.plot(conf, count, "o", color="grey")
     axc.set_yscale("log")
-    axc.set_xlabel("posterior P(missing)")
+    axc.set_xlabel(f"P(missing) ({m.get('source', '?')})")
     axc.set_ylabel("count")
     fig.tight_layout()
     return fig
 
 
+def plot_missingness_strata(results: dict) -> Figure:
+    """AUROC and ECE of P(missing) by input step and by ink overlap with the other objects."""
+    m = results["missingness"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    t = [s["t"] for s in m["by_time"]]
+    for key, label in (("auroc", "AUROC"), ("ece_adaptive", "ECE"), ("base_rate", "base rate")):
+        a.plot(t, [np.nan if s[key] is None else s[key] for s in m["by_time"]], "o-", label=label)
+    a.set_xlabel("input step t")
+    a.set_ylim(0, 1)
+    a.legend(fontsize=7)
+    strata = [s for s in m["by_overlap"] if s.get("count")]
+    x = np.arange(len(strata))
+    for j, (key, label) in enumerate((("false_alarm_rate", "false alarms"), ("miss_rate", "misses"))):
+        b.bar(x + 0.4 * j - 0.2, [s[key] for s in strata], width=0.4, label=label)
+    b.set_xticks(x, [f"{s['overlap']}\n(n={s['count']})" for s in strata], fontsize=7)
+    b.set_xlabel("ink overlap with the other objects")
+    b.set_ylabel("rate at p >= 0.5")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_coverage(results: dict) -> Figure:
+    """Expected-coverage curves of the centre-of-mass intervals, one per stratum (diagonal = calibrated)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="calibrated")
+    for name, p in results["positions"].items():
+        if p.get("count"):
+            ax.plot(p["coverage_levels"], p["coverage"], "o-", ms=3, label=f"{name} (n={p['count']})")
+    ax.set_xlabel("nominal level of the central interval")
+    ax.set_ylabel("fraction of true centres inside")
+    ax.set_title("position coverage (below the diagonal: over-confident)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_sbc(results: dict) -> Figure:
-    """Rank histograms of :func:`dive_pyro.posterior.report.sbc`, with the uniform expectation."""
+    """SBC rank ECDF minus the uniform CDF, with the simultaneous 95 % band, per statistic."""
     latents = results["latents"]
     n = len(latents)
-    cols = min(3, n)
+    cols = min(4, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
     for ax, (name, res) in zip(axes.flat, latents.items(), strict=False):
-        hist = np.asarray(res["histogram"])
-        ax.bar(np.arange(len(hist)), hist, color="tab:gray")
-        ax.axhline(hist.sum() / len(hist), color="tab:red", lw=1)
-        ax.set_title(f"{name}\np = {res['p_value']:.3g}", fontsize=8)
-        ax.set_xticks([])
+        diff = np.asarray(res["ecdf_minus_z"], dtype=float)
+        z = np.arange(1, diff.size + 1) / (diff.size + 1)
+        ax.fill_between(z, res["band_lower_minus_z"], res["band_upper_minus_z"], color="tab:blue", alpha=0.2, lw=0)
+        ax.plot(z, diff, color="tab:red" if not res["ecdf_passed"] else "k", lw=1.2)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_title(f"{name}\nχ² p = {res['p_value']:.2g}", fontsize=8)
+        ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    fig.supxlabel("fractional rank", fontsize=8)
+    fig.supylabel("ECDF − uniform", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_psis(psis: dict) -> Figure:
+    """Pareto k̂ per video for each latent block, sorted, with the 0.5 and 0.7 thresholds."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for block, s in psis.items():
+        k = np.sort(np.asarray(s["k_hat"], dtype=float))
+        ax.plot(np.arange(k.size), k, "o-", ms=3, label=f"{block} ({s['num_particles']} draws)")
+    for level, style in ((0.5, ":"), (0.7, "--")):
+        ax.axhline(level, color="k", ls=style, lw=1)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("video (sorted by k̂)")
+    ax.set_ylabel("Pareto k̂")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

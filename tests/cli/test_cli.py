@@ -158,10 +158,13 @@ def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
     tree = load_posterior(out)
     assert tree["posterior"].sizes["sample"] == 4 and tree["posterior"].sizes["video"] == 3
     report = tmp_path / "check"
-    assert main(["check", *args, "--sbc", "8", "--out", str(report)]) == 0
+    extra = ["--sbc", "8", "--sbc-sleep-steps", "2", "--psis-videos", "2", "--psis-particles", "6"]
+    assert main(["check", *args, *extra, "--out", str(report)]) == 0
     data = json.loads((report / "checks.json").read_text())
-    assert {"missingness", "pose_rmse_px", "coverage"} <= set(data["checks"]) and "sbc" in data
-    assert (report / "reliability.png").is_file() and (report / "sbc.png").is_file()
+    assert {"missingness", "positions", "identity"} <= set(data["checks"]) and {"sbc", "psis"} <= set(data)
+    assert data["sbc"]["sleep"]["steps"] == 2 and data["checks"]["missingness"]["source"] == "exact"
+    assert {"reliability.png", "sbc.png", "coverage.png", "psis.png"} <= {p.name for p in report.iterdir()}
+    assert "centre of mass" in (report / "summary.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ _spec = importlib.util.spec_from_file_location("_train_script", HERE / "_train_s
 stub = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(stub)
 
-STEPS, EVERY, DELAY = 60, 4, 0.03
+STEPS, EVERY, DELAY = 60, 4, 0.03  # a fault lets at most 8 + EVERY steps through: 5 in a row fit
 RUN_FILES = {"checkpoint.pt", "config.toml", "log.jsonl", "elbo.png"}
 KINDS = ("kill", "kill-in-write", "double-interrupt", "file-size-limit", "disk-full")
 VOLATILE = {"time", "seq_per_s"}  # wall-clock fields of a log record
@@ -76,6 +76,13 @@ def _wait(proc: subprocess.Popen, until, what: str, timeout: float = 180) -> Non
         time.sleep(0.01)
 
 
+def _holder(out: Path) -> str:
+    try:
+        return (out / ".lock").read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def _check_folder(out: Path, *, killed: bool) -> int:
     """Every file in ``out`` intact, nothing stray; returns the checkpoint's step (0 if none yet)."""
     names = {p.name for p in out.iterdir()}
@@ -100,21 +107,22 @@ def inject(out: Path, kind: str, rng: random.Random) -> dict:
         preexec = _limit_file_size(30_000)
     elif kind == "disk-full":
         extra = [f"disk_budget={rng.randrange(0, 120_000)}"]
-    start = _logged(out)
+    start = load_checkpoint(out / "checkpoint.pt")["step"] if (out / "checkpoint.pt").is_file() else 0
     err_path = out.parent / f"{out.name}-stderr.txt"
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(_cmd(out, *extra), stdout=subprocess.PIPE, stderr=err, preexec_fn=preexec)
     try:
         target = start + rng.randrange(2, 9)
+        running = lambda: _holder(out) == str(proc.pid)  # noqa: E731 - this process holds the folder
         if kind == "kill":
-            _wait(proc, lambda: _logged(out) >= min(target, STEPS - 1), "the kill")
+            _wait(proc, lambda: running() and _logged(out) >= target, "the kill")
             proc.send_signal(signal.SIGKILL)
         elif kind == "kill-in-write":
-            _wait(proc, lambda: _logged(out) >= min(start + 1, STEPS - 1), "a step")
-            _wait(proc, lambda: any(out.glob(".checkpoint.pt.*.tmp")), "a checkpoint write")
+            _wait(proc, lambda: running() and _logged(out) >= start + 1, "a step")
+            _wait(proc, lambda: any(out.glob(f".checkpoint.pt.{proc.pid}.*.tmp")), "a checkpoint write")
             proc.send_signal(signal.SIGKILL)
         elif kind == "double-interrupt":
-            _wait(proc, lambda: _logged(out) >= min(target, STEPS - 1), "the interrupts")
+            _wait(proc, lambda: running() and _logged(out) >= target, "the interrupts")
             proc.send_signal(signal.SIGINT)
             time.sleep(rng.uniform(0.0, 0.2))
             if proc.poll() is None:
@@ -169,7 +177,7 @@ def campaign(tmp: Path, rounds: int, seed: int = 0) -> list[dict]:
     out, rng, results = tmp / "faulty", random.Random(seed), []
     for _ in range(rounds):
         for kind in KINDS:
-            if results and results[-1]["done"]:
+            if results and results[-1]["step"] > STEPS - 12:  # too close to the end for another fault
                 break
             results.append(inject(out, kind, rng))
     if not (results and results[-1]["done"]):

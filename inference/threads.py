@@ -53,7 +53,9 @@ def passive_wait_missing(threads: int, environ: dict | None = None) -> bool:
     return threads > 1 and "OMP_WAIT_POLICY" not in environ and uses_openmp()
 
 
-def resolve_threads(requested: int | None, device: torch.device, *, free: int | None = None) -> int | None:
+def resolve_threads(
+    requested: int | None, device: torch.device, *, free: int | None = None, stacklevel: int = 2
+) -> int | None:
     """Threads for a run on ``device``: ``requested``, 1 on CPU when None (None on CUDA: torch's
     default), capped to the free cores with a warning (see the module docstring)."""
     if requested is None:
@@ -65,7 +67,7 @@ def resolve_threads(requested: int | None, device: torch.device, *, free: int | 
             f"load average of other processes); using {free} thread(s), since an oversubscribed core makes "
             "every step slower than one thread",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return free
     return requested
@@ -75,7 +77,7 @@ def resolve_threads(requested: int | None, device: torch.device, *, free: int | 
 def threads_for_run(requested: int | None, device: torch.device) -> Iterator[int]:
     """Set torch's thread count for the run (restored afterwards); warns when several OpenMP threads
     would spin-wait. Yields the number of threads used."""
-    threads = resolve_threads(requested, device)
+    threads = resolve_threads(requested, device, stacklevel=5)  # the warning names the caller of fit()
     if threads is None:
         yield torch.get_num_threads()
         return
@@ -84,7 +86,7 @@ def threads_for_run(requested: int | None, device: torch.device) -> Iterator[int
             f"{threads} torch threads with OpenMP's spin-waiting can be many times slower than one thread on "
             f"a shared machine; set OMP_WAIT_POLICY={WAIT_POLICY} in the environment before torch is imported",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

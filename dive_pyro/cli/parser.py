@@ -202,5 +202,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dive-pyro {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before training installs its own handler (imports, data, model building)
-        print(f"dive-pyro {args.command}: interrupted before any work was saved", file=sys.stderr)
+        print(f"dive-pyro {args.command}: interrupted (a training run keeps its last checkpoint)", file=sys.stderr)
         return 130

@@ -97,6 +97,18 @@ class RefinedGuide:
         with self.offsets:
             return self.guide(*args, **kwargs)
 
+    def missing_probability(self, batch: SceneBatch) -> torch.Tensor:
+        """``q(z_m = 1 | y) = P(x_m ≥ 0) = Φ(µ_m / σ_m)`` of the *refined* ``x_m`` site, ``(B, N, K)``
+        (paper Eq. 4; equal to the guide's own when the offsets are zero)."""
+        with torch.no_grad():
+            site = poutine.trace(self).get_trace(batch).nodes.get("x_m")
+        if site is None or site["type"] != "sample":
+            raise ValueError("the refined guide has no Gaussian missingness site x_m")
+        base, _ = _unwrap(site["fn"])
+        if not isinstance(base, torch.distributions.Normal):
+            raise ValueError(f"x_m is {type(base).__name__}, expected a Normal")
+        return torch.special.ndtr(base.loc / base.scale).expand(site["value"].shape)
+
 
 @contextlib.contextmanager
 def _eval(*modules: torch.nn.Module):

@@ -126,7 +126,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     dive, batch = _model_and_test_set(args)
     model, guide = dive.model, dive.guide
     results, tree = check_posterior(
-        model, guide, batch, num_samples=args.num_samples, seed=args.seed, chunk_size=args.chunk_size
+        model,
+        guide,
+        batch,
+        num_samples=args.num_samples,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        refine_steps=args.refine,
     )
     figures = {
         "posterior_frames": plots.plot_posterior_frames(tree, 0),
@@ -138,7 +144,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         figures["missingness"] = plots.plot_missingness(tree, 0)
         figures["reliability"] = plots.plot_reliability(results)
         figures["missingness_strata"] = plots.plot_missingness_strata(results)
-    payload = {"checkpoint": str(args.checkpoint), "step": dive.step, "scenario": args.scenario, "checks": results}
+    payload = {
+        "checkpoint": str(args.checkpoint),
+        "step": dive.step,
+        "scenario": args.scenario,
+        "refine_steps": args.refine,
+        "checks": results,
+    }
     if args.psis_videos > 0:
         from dive_pyro.posterior.importance import psis_check
 

@@ -124,8 +124,10 @@ def _add_model_commands(sub) -> None:
         )
         c.add_argument("--num-samples", type=positive_int, default=32)
         c.add_argument("--seed", type=int, default=0)
+        c.add_argument(
+            "--refine", type=nonnegative_int, default=0, help="per-video SVI steps on the guide before drawing"
+        )
         if name == "sample":
-            c.add_argument("--refine", type=int, default=0, help="per-video SVI steps on the guide before drawing")
             c.add_argument("--out", default="posterior.nc", help="netCDF file to write")
             c.add_argument("--objects", action="store_true", help="also store each object's rendering")
         else:

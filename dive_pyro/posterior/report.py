@@ -43,15 +43,26 @@ FIGURE_TEXT = {
 
 
 def check_posterior(
-    model, guide, batch, *, num_samples: int = 32, seed: int = 0, chunk_size: int = 16, plot_videos: int = 2
+    model,
+    guide,
+    batch,
+    *,
+    num_samples: int = 32,
+    seed: int = 0,
+    chunk_size: int = 16,
+    plot_videos: int = 2,
+    refine_steps: int = 0,
 ) -> tuple[dict, xr.DataTree]:
     """Score the posterior of ``batch`` (see :mod:`dive_pyro.posterior.scoring`); returns
-    ``(results, tree)`` where ``tree`` holds the first ``plot_videos`` videos for the figures."""
-    data = collect(model, guide, batch, num_samples, chunk_size=chunk_size, seed=seed)
+    ``(results, tree)`` where ``tree`` holds the first ``plot_videos`` videos for the figures.
+    ``refine_steps``: score the guide after that many per-video SVI steps (semi-amortised)."""
+    data = collect(model, guide, batch, num_samples, chunk_size=chunk_size, seed=seed, refine_steps=refine_steps)
     results = score(data)
     results.pop("perm")
     n = min(plot_videos, batch.batch_size)
-    tree = sample_posterior(model, guide, batch[:n], num_samples, seed=seed, include_objects=True)
+    tree = sample_posterior(
+        model, guide, batch[:n], num_samples, seed=seed, include_objects=True, refine_steps=refine_steps
+    )
     return results, tree
 
 

@@ -27,6 +27,7 @@ import torch
 from dive_pyro.core.nets import pose_to_pixels
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.inference.posterior import missing_probability, posterior_trace, sample_posterior
+from dive_pyro.inference.refine import refine
 from dive_pyro.posterior import diagnostics as dg
 
 __all__ = ["collect", "score", "ink_overlap", "failure_threshold", "OVERLAP_BINS"]
@@ -74,8 +75,20 @@ def _draws(model, guide, batch: SceneBatch, num_samples: int) -> dict[str, torch
 
 
 @torch.no_grad()
-def collect(model, guide, batch: SceneBatch, num_samples: int = 32, *, chunk_size: int = 16, seed: int = 0) -> dict:
-    """Posterior summaries of ``batch`` (module doc), ``chunk_size`` videos at a time."""
+def collect(
+    model,
+    guide,
+    batch: SceneBatch,
+    num_samples: int = 32,
+    *,
+    chunk_size: int = 16,
+    seed: int = 0,
+    refine_steps: int = 0,
+    refine_lr: float = 0.05,
+) -> dict:
+    """Posterior summaries of ``batch`` (module doc), ``chunk_size`` videos at a time; with
+    ``refine_steps=n`` each chunk is scored under the guide after ``n`` per-video SVI steps on its
+    outputs (:func:`dive_pyro.inference.refine.refine`), missingness included."""
     if num_samples < 2:
         raise ValueError(f"num_samples must be >= 2 for intervals, got {num_samples}")
     if chunk_size < 1:
@@ -91,9 +104,10 @@ def collect(model, guide, batch: SceneBatch, num_samples: int = 32, *, chunk_siz
             torch.manual_seed(seed)
             for start in range(0, batch.batch_size, chunk_size):
                 chunk = batch[start : start + chunk_size]
-                d = _draws(model, guide, chunk, num_samples)
+                q = refine(model, guide, chunk, refine_steps, lr=refine_lr) if refine_steps else guide
+                d = _draws(model, q, chunk, num_samples)
                 if source == "exact":
-                    parts["p_missing"].append(missing_probability(model, guide, chunk).double().cpu())
+                    parts["p_missing"].append(missing_probability(model, q, chunk).double().cpu())
                 elif source == "draws":
                     parts["p_missing"].append((1 - d["present"].double()).mean(0).cpu())
                 coms, mean_obj = [], 0.0

@@ -71,3 +71,21 @@ def test_refinement_lowers_the_dive_loss_and_feeds_sample_posterior():
     assert draws["z_p"].shape[:2] == (2, 2)
     with pytest.raises(ValueError, match="parallel"):
         sample_posterior(model, guide, batch, 2, parallel=True, refine_steps=2)
+
+
+def test_refined_missingness_is_the_guides_at_zero_steps_and_moves_after_refinement():
+    with local_params():
+        model, guide, _ = build("dive", **TINY, batch_norm=False)
+    model.eval(), guide.eval()
+    pyro.set_rng_seed(6)
+    batch = simulate(model, 2)
+    exact = guide.missing_probability(batch)
+    assert torch.allclose(refine(model, guide, batch, 0).missing_probability(batch), exact)
+    pyro.set_rng_seed(7)
+    moved = refine(model, guide, batch, 5, lr=0.2).missing_probability(batch)
+    assert moved.shape == exact.shape and ((moved >= 0) & (moved <= 1)).all()
+    assert not torch.allclose(moved, exact)  # the x_m offsets were refined too
+    with local_params():
+        ddpae_model, ddpae_guide, _ = build("ddpae", **TINY, batch_norm=False)
+    with pytest.raises(ValueError, match="no Gaussian missingness site"):
+        refine(ddpae_model, ddpae_guide, batch, 0).missing_probability(batch)

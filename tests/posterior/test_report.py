@@ -39,3 +39,12 @@ def test_check_report_writes_json_figures_and_an_explained_summary(tmp_path):
     for words in ("centre of mass", "Pareto k̂", "AUROC", "ECDF", "`coverage.png`"):
         assert words in text
     assert math.isfinite(data["checks"]["positions"]["visible"]["median"])
+
+
+def test_check_with_refinement_scores_the_refined_guide():
+    model, guide, _, batch = tiny(videos=4)
+    plain, _ = check_posterior(model, guide, batch, num_samples=4, chunk_size=2)
+    refined, tree = check_posterior(model, guide, batch, num_samples=4, chunk_size=2, refine_steps=3)
+    assert tree["posterior"].sizes["video"] == 2
+    assert refined["missingness"]["auroc"] == refined["missingness"]["auroc"]  # a number, not NaN
+    assert refined["positions"]["visible"] != plain["positions"]["visible"]

@@ -38,10 +38,10 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.ops.stats import fit_generalized_pareto
-from pyro.poutine.messenger import Messenger
 
 from dive_pyro.evaluation.tables import evaluate_frames
 from dive_pyro.inference import PosteriorMean
+from dive_pyro.inference.importance import FixSites
 from dive_pyro.inference.objectives import per_video_log_weights
 from dive_pyro.inference.posterior import missing_probability, reconstruct, sample_posterior
 from dive_pyro.inference.refine import refine
@@ -66,18 +66,6 @@ def pareto_khat(log_weights: torch.Tensor) -> float:
     return float(k)
 
 
-class _Fix(Messenger):
-    """Set the value of chosen (unobserved) sample sites, without observing them."""
-
-    def __init__(self, values: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.values = values
-
-    def _pyro_sample(self, msg) -> None:
-        if msg["name"] in self.values and not msg["is_observed"]:
-            msg["value"] = self.values[msg["name"]]
-
-
 def _matched(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     index = perm.reshape(*perm.shape, *([1] * (x.dim() - 2))).expand(*perm.shape, *x.shape[2:])
     return torch.gather(x, 1, index)
@@ -88,7 +76,7 @@ def _pose_block(model, guide, batch, num_draws: int) -> tuple[torch.Tensor, torc
     """Per-video PSIS k̂ and IWAE − ELBO gap of the pose block (rest fixed at the guide means)."""
     mean_trace = poutine.trace(PosteriorMean()(guide)).get_trace(batch)
     fixed = {n: mean_trace.nodes[n]["value"] for n in ("x_m", "z_a") if n in mean_trace.nodes}
-    lw = per_video_log_weights(model, _Fix(fixed)(guide), batch, num_draws, guide_sites=POSE_SITES)  # (M, B)
+    lw = per_video_log_weights(model, FixSites(fixed)(guide), batch, num_draws, guide_sites=POSE_SITES)  # (M, B)
     khat = torch.tensor([pareto_khat(lw[:, b]) for b in range(lw.shape[1])])
     gap = torch.logsumexp(lw, 0) - math.log(num_draws) - lw.mean(0)
     return khat, gap

@@ -28,6 +28,7 @@ from pyro.poutine.subsample_messenger import _Subsample
 
 from dive_pyro.core.structure import MAX_PLATE_NESTING
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.inference.modes import eval_mode
 from dive_pyro.inference.refine import refine
 from dive_pyro.models.dive import DiveModel
 
@@ -107,21 +108,6 @@ def _rng(seed: int | None, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
         torch.manual_seed(seed)
         yield
-
-
-@contextlib.contextmanager
-def eval_mode(*fns) -> Iterator[None]:
-    """Put the ``nn.Module``s among ``fns`` in eval mode (BatchNorm statistics, no imputation or
-    appearance dropout) for the block; their modes are restored after it."""
-    modules = [m for m in fns if isinstance(m, torch.nn.Module)]  # e.g. not a handler-wrapped guide
-    was = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, was, strict=True):
-            m.train(mode)
 
 
 def _draw(model: DiveModel, trace, batch: SceneBatch, include_objects: bool, extra: tuple[str, ...]) -> dict:

@@ -15,7 +15,6 @@ networks still run on the refined draws (e.g. the appearance encoder crops at th
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import pyro.distributions as dist
@@ -26,6 +25,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 
 from dive_pyro.data.batch import SceneBatch
+from dive_pyro.inference.modes import eval_mode
 
 __all__ = ["GuideOffsets", "RefinedGuide", "inputs_only", "refine"]
 
@@ -110,19 +110,6 @@ class RefinedGuide:
         return torch.special.ndtr(base.loc / base.scale).expand(site["value"].shape)
 
 
-@contextlib.contextmanager
-def _eval(*modules: torch.nn.Module):
-    modules = [m for m in modules if isinstance(m, torch.nn.Module)]
-    was = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, was, strict=True):
-            m.train(mode)
-
-
 def refine(model, guide, batch, steps: int, *, lr: float = 0.05, num_particles: int = 1, return_losses: bool = False):
     """The guide with ``steps`` per-video SVI steps on its outputs (module doc); networks fixed, in
     eval mode. Returns the refined guide (a callable like ``guide``), and with ``return_losses`` also
@@ -138,7 +125,7 @@ def refine(model, guide, batch, steps: int, *, lr: float = 0.05, num_particles: 
     losses: list[float] = []
     if steps:
         elbo = Trace_ELBO(num_particles=num_particles)
-        with _eval(model, guide), torch.enable_grad():
+        with eval_mode(model, guide), torch.enable_grad():
             with torch.no_grad():
                 poutine.trace(refined).get_trace(batch)  # creates the offsets at zero
             if not offsets.params:

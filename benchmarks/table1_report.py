@@ -302,7 +302,8 @@ def write_report(
     if size != "paper":
         parts += [
             "The published Table 1 is not shown: it is at 64x64 with the official networks and 3M-sequence "
-            "(300 epochs x 10,000) schedules, and these numbers are at 32x32 (4x fewer scored pixels per frame), so they are not comparable.",
+            "(300 epochs x 10,000) schedules, and these numbers are at 32x32 (4x fewer scored pixels per frame), "
+            "so they are not comparable.",
             "",
         ]
     payload = {}

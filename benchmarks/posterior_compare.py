@@ -14,7 +14,13 @@ For each checkpoint (default: the shipped ``tiny-cpu`` against ``tiny-cpu-calibr
 * PSIS k̂ of the pose block per video (appearance and missingness fixed at their guide means, pose
   drawn from the guide, ``M`` draws) and the IWAE − ELBO gap of that block;
 * Rec-missing and Pred MSE (Table-1 protocol) from the posterior mean;
-* optionally the same after ``--refine n`` per-video SVI steps (:mod:`dive_pyro.inference.refine`).
+* optionally the same after ``--refine n`` per-video SVI steps (:mod:`dive_pyro.inference.refine`),
+  towards the posterior tempered by each ``--likelihood-power`` (with ``--tempered-init`` the pose
+  sites' sds start at ``λ^{-1/2}`` times the guide's, the Laplace scaling of a tempered posterior);
+* with ``--calibrate-powers``, the likelihood power chosen on *validation* videos (never the test
+  set) in two ways (:mod:`dive_pyro.posterior.tempering`): from the residuals' sd and correlation
+  area (``λ = (σ/s)²/A``), and by interpolating the measured 90 % COM coverage of visible steps to
+  0.9; both are then evaluated on the test videos.
 
 The PSIS k̂ and the COM coverage are computed by the small helpers below (the project's check
 command does not report them yet). Objects are matched to the truth once per video on the
@@ -44,11 +50,10 @@ from dive_pyro.inference import PosteriorMean
 from dive_pyro.inference.importance import FixSites
 from dive_pyro.inference.objectives import per_video_log_weights
 from dive_pyro.inference.posterior import missing_probability, reconstruct, sample_posterior
-from dive_pyro.inference.refine import refine
+from dive_pyro.inference.refine import POSE_SITES, inputs_only, refine, tempered_start
 from dive_pyro.inference.trained import fixed_test_set_for, load_trained
 from dive_pyro.posterior import diagnostics as dg
-
-POSE_SITES = ("z_p_0", "beta", "pose_path")
+from dive_pyro.posterior.tempering import calibrate_power, residual_power
 
 
 def pareto_khat(log_weights: torch.Tensor) -> float:
@@ -82,9 +87,11 @@ def _pose_block(model, guide, batch, num_draws: int) -> tuple[torch.Tensor, torc
     return khat, gap
 
 
-def _chunk_draws(model, guide, chunk, num_samples: int, seed: int, refine_steps: int, refine_lr: float):
+def _chunk_draws(
+    model, guide, chunk, num_samples: int, seed: int, refine_steps: int, refine_lr: float, init: dict | None = None
+):
     if refine_steps:
-        guide = refine(model, guide, chunk, refine_steps, lr=refine_lr)
+        guide = refine(model, guide, chunk, refine_steps, lr=refine_lr, init_log_scale=init)
     draws = sample_posterior(model, guide, chunk, num_samples, seed=seed, include_objects=True)
     com, _ = dg.centre_of_mass(draws["objects"][..., 0, :, :])  # (S, B, N, T, 2)
     with torch.no_grad():
@@ -103,9 +110,11 @@ def evaluate(
     seed: int,
     refine_lr: float = 0.05,
     likelihood_power: float = 1.0,
+    tempered_init: bool = False,
     chunk: int = 32,
 ) -> dict:
     trained = load_trained(path)
+    init = tempered_start(likelihood_power) if tempered_init else None
     model, guide = trained.model, trained.guide
     if likelihood_power != 1.0:  # the target of refinement and k̂: the tempered posterior
         model.config = dataclasses.replace(model.config, likelihood_power=likelihood_power)
@@ -116,12 +125,16 @@ def evaluate(
     coms, means, probs, khats, gaps = [], [], [], [], []
     for start in range(0, batch.batch_size, chunk):
         sub = batch[start : start + chunk]
-        com, mean_frames, g = _chunk_draws(model, guide, sub, num_samples, seed + start, refine_steps, refine_lr)
+        com, mean_frames, g = _chunk_draws(
+            model, guide, sub, num_samples, seed + start, refine_steps, refine_lr, init if refine_steps else None
+        )
         coms.append(com)
         means.append(mean_frames)
         probs.append(missing_probability(model, guide, sub) if not refine_steps else _refined_missing(model, g, sub))
         if start < khat_videos:
-            k, gap = _pose_block(model, g, sub, num_draws)  # whole chunks (refined offsets are per chunk)
+            # whole chunks (refined offsets are per chunk); the target is the posterior the guide was
+            # fitted to: all T frames (training ELBO) or, refined, the input frames (refine.inputs_only)
+            k, gap = _pose_block(model, g, inputs_only(sub) if refine_steps else sub, num_draws)
             khats.append(k)
             gaps.append(gap)
     com = torch.cat(coms, 1)  # (S, B, N, T, 2)
@@ -142,6 +155,8 @@ def evaluate(
         "refine_steps": refine_steps,
         "refine_lr": refine_lr,
         "likelihood_power": likelihood_power,
+        "tempered_init": bool(tempered_init and refine_steps),
+        "khat_target": "input frames" if refine_steps else "all frames",
     }
     scores = dg.missingness_scores(p_m, missing)
     out["missingness"] = {
@@ -160,6 +175,14 @@ def evaluate(
     dist = (mean_m - truth).pow(2).sum(-1).sqrt()
     out["com_error_visible"] = dg.distance_summary(dist[visible], failure_px=3.0)
     out["com_error_missing"] = dg.distance_summary(dist[missing], failure_px=3.0)
+    # coverage of the well-tracked visible steps (posterior-mean COM within 2 px): what tempering can
+    # reach where tracking works; the remaining visible steps are failures no unimodal posterior covers
+    tracked = visible & (dist <= 2.0)
+    m2 = tracked[..., None].expand_as(truth)
+    out["com_coverage_tracked"] = {
+        f"visible_{int(level * 100)}": dg.interval_coverage(com_m, truth, level, m2) for level in (0.5, 0.9)
+    }
+    out["com_coverage_tracked"]["fraction_tracked"] = float(tracked.sum() / visible.sum().clamp(min=1))
     assign = dg.match_per_frame(mean_com[..., :K, :], true_com[..., :K, :])
     out["identity_switches_per_video"] = float(dg.identity_switches(assign, visible).double().mean())
     sd = com_m.std(0)
@@ -222,6 +245,53 @@ TARGET = (
 )
 
 
+def calibrate(args, kw: dict) -> dict:
+    """The likelihood power of the last checkpoint chosen on validation videos (module doc): from the
+    residuals of its posterior-mean frames, and from the refined rows' 90 % COM coverage of visible
+    steps at each of ``args.calibrate_powers``."""
+    path = args.checkpoints[-1]
+    trained = load_trained(path)
+    val = fixed_test_set_for(trained.config, "out_of_scene", args.calibrate_videos, split="validation")
+    res = residual_power(trained.model, trained.guide, val)
+    acf = res.pop("acf")
+    res["acf_horizontal"] = acf[acf.shape[0] // 2].tolist()  # ρ(0, dx), dx = -L..L
+    print(
+        f"validation residuals: model sd {res['model_sd']:.4f}, residual sd {res['residual_sd']:.4f}, "
+        f"correlation area {res['correlation_area_px']:.1f} px -> power {res['power']:.4g}",
+        flush=True,
+    )
+    n = args.refine[0] if args.refine else 0
+    sweep = {}
+    for power in args.calibrate_powers:
+        r = evaluate(
+            path,
+            val,
+            refine_steps=n,
+            refine_lr=args.refine_lr,
+            likelihood_power=power,
+            tempered_init=args.tempered_init,
+            **{**kw, "khat_videos": 0},
+        )
+        sweep[power] = {k: r["com_coverage"][k] for k in r["com_coverage"]}
+        sweep[power]["auroc"], sweep[power]["ece"] = r["missingness"]["auroc"], r["missingness"]["ece_uniform"]
+        sweep[power]["rec_missing_mse"], sweep[power]["pred_mse"] = r["mse"]["rec_missing"], r["mse"]["pred"]
+        print(f"validation, refined {n}, power {power:g}: {sweep[power]}", flush=True)
+    ps = list(sweep)
+    level = args.calibrate_level
+    cov = calibrate_power(ps, [sweep[p][f"visible_{int(100 * level)}"] for p in ps], level)
+    cov50 = calibrate_power(ps, [sweep[p]["visible_50"] for p in ps], 0.5)
+    print(f"calibrated power (visible {level:g} coverage): {cov['power']:.4g}; for 50 %: {cov50['power']:.4g}")
+    return {
+        "videos": "validation",
+        "num_videos": args.calibrate_videos,
+        "refine_steps": n,
+        "residual": res,
+        "sweep": {f"{p:g}": v for p, v in sweep.items()},
+        "coverage": {**cov, "coverage_error": {f"{p:g}": e for p, e in cov["coverage_error"].items()}},
+        "coverage_50": {**cov50, "coverage_error": {f"{p:g}": e for p, e in cov50["coverage_error"].items()}},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoints", nargs="+", default=[
@@ -236,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refine", type=int, nargs="*", default=[], help="also evaluate the last checkpoint refined")
     p.add_argument("--refine-lr", type=float, default=0.05)
     p.add_argument("--likelihood-power", type=float, nargs="*", default=[1.0], help="targets of the refined rows")
+    p.add_argument("--tempered-init", action="store_true", help="start the pose sds at power^-1/2 × the guide's")
+    p.add_argument("--calibrate-powers", type=float, nargs="*", default=[], help="powers tried on validation videos")
+    p.add_argument("--calibrate-videos", type=int, default=64, help="validation videos for the calibration")
+    p.add_argument("--calibrate-level", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -247,11 +321,25 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in zip(names, args.checkpoints, strict=True):
         results[name] = evaluate(path, batch, refine_steps=0, **kw)
         print(_row(name, results[name]), flush=True)
+    powers = [(power, "") for power in args.likelihood_power]
+    calibration = None
+    if args.calibrate_powers:
+        calibration = calibrate(args, kw)
+        powers.append((calibration["residual"]["power"], "residual λ"))
+        if calibration["coverage"]["attainable"]:
+            powers.append((calibration["coverage"]["power"], "calibrated λ"))
     for n in args.refine:
-        for power in args.likelihood_power:
-            row = f"{names[-1]} refined {n}" + (f" (power {power:g})" if power != 1 else "")
+        for power, tag in powers:
+            label = ", ".join(x for x in (f"power {power:.3g}" if power != 1 else "", tag) if x)
+            row = f"{names[-1]} refined {n}" + (f" ({label})" if label else "")
             results[row] = evaluate(
-                args.checkpoints[-1], batch, refine_steps=n, refine_lr=args.refine_lr, likelihood_power=power, **kw
+                args.checkpoints[-1],
+                batch,
+                refine_steps=n,
+                refine_lr=args.refine_lr,
+                likelihood_power=power,
+                tempered_init=args.tempered_init,
+                **kw,
             )
             print(_row(row, results[row]), flush=True)
     table = "\n".join([HEADER, *[_row(n, r) for n, r in results.items()], TARGET])
@@ -259,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: v for k, v in vars(args).items() if k != "out"}
-        args.out.with_suffix(".json").write_text(json.dumps({"settings": settings, "results": results}, indent=1))
+        payload = {"settings": settings, "results": results, "calibration": calibration}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
         args.out.with_suffix(".md").write_text(
             f"# Posterior comparison, {args.num_videos} held-out out_of_scene videos (32x32)\n\n"
             f"{table}\n\nCommand: `{' '.join(['benchmarks/posterior_compare.py', *sys.argv[1:]])}`. "

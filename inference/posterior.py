@@ -149,6 +149,7 @@ def sample_posterior(
     extra_sites: tuple[str, ...] = (),
     refine_steps: int = 0,
     refine_lr: float = 0.05,
+    refine_power: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """``num_samples`` posterior draws for every video of ``batch``: guide draws replayed through
     the model (for ``dive-enum`` the summed-out missingness then drawn exactly given them with
@@ -171,7 +172,8 @@ def sample_posterior(
     extra left sample dim.
 
     ``refine_steps=n``: draw from the guide after ``n`` per-video SVI steps on its outputs
-    (:func:`dive_pyro.inference.refine.refine`, Adam with ``refine_lr``; semi-amortised inference).
+    (:func:`dive_pyro.inference.refine.refine`, Adam with ``refine_lr``; semi-amortised inference),
+    towards the posterior tempered by ``refine_power`` if given (its ``likelihood_power``).
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
@@ -182,7 +184,7 @@ def sample_posterior(
     S, B = num_samples, batch.batch_size
     with eval_mode(model, guide), _rng(seed, batch.device), torch.no_grad():
         if refine_steps:
-            guide = refine(model, guide, batch, refine_steps, lr=refine_lr)
+            guide = refine(model, guide, batch, refine_steps, lr=refine_lr, likelihood_power=refine_power)
         if parallel:  # row s * B + b of the tiled batch is draw s of video b
             tiled = SceneBatch.cat([batch] * S)
             draw = _draw(model, posterior_trace(model, guide, tiled, False), tiled, include_objects, extra_sites)

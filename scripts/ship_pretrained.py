@@ -21,6 +21,18 @@
         appearance_dropout_p=0.15 steps=100000 max_seconds=2700 checkpoint_every=500 out_dir=runs/markov-ar
     python scripts/ship_pretrained.py runs/markov-ar --name tiny-cpu-markov --num-sequences 256
 
+    # tiny-cpu-calibrated: tiny-cpu-markov's model with a learnt global pixel sd (pixel_scale=global,
+    # started at 0.1 near the RMS residual of the shipped decoder; it settled at 0.123), warm-started
+    # from the shipped tiny-cpu-markov weights; one thread, stopped by max_seconds at step 12,622
+    OMP_NUM_THREADS=1 dive-pyro train tiny-cpu variant=dive-markov \
+        init_from=dive_pyro/pretrained/tiny-cpu-markov/checkpoint.pt lr=0.00016 lr_schedule=none \
+        kl_start=1.0 appearance_dropout_p=0.15 steps=100000 max_seconds=2400 seed=1 \
+        model.appearance_ar=0.95 model.missing_prior=0.2 model.pixel_scale=global \
+        model.likelihood_scale=0.1 checkpoint_every=250 progress=false --out-dir runs/calibrated
+    python scripts/ship_pretrained.py runs/calibrated --name tiny-cpu-calibrated --num-sequences 256
+    # its likelihood power for test-time refinement is chosen on validation videos by
+    # benchmarks/posterior_compare.py --calibrate-powers (benchmarks/results/posterior_compare.md)
+
 Writes ``dive_pyro/pretrained/<name>/`` (default ``tiny-cpu``): ``checkpoint.pt`` (the full training state, so the demo
 can resume it), ``config.toml``, ``log.jsonl`` (every ``--log-stride``-th step, to stay small) and
 ``metrics.json``/``metrics.md`` (the fixed ``out_of_scene`` test set at the model's resolution, next

@@ -37,3 +37,19 @@ def test_table_runs_end_to_end(tiny_checkpoint, tmp_path):
     assert 0 <= results["a"]["com_coverage"]["visible_90"] <= 1
     assert math.isfinite(results["a"]["pose_iwae_gap_nats_median"])
     assert "| a |" in out.with_suffix(".md").read_text()
+
+
+def test_calibration_on_validation_videos_adds_the_chosen_powers(tiny_checkpoint, tmp_path):
+    out = tmp_path / "cal"
+    args = ["--checkpoints", str(tiny_checkpoint), "--names", "a", "--num-videos", "2", "--num-samples", "4"]
+    args += ["--num-draws", "5", "--khat-videos", "0", "--refine", "1", "--tempered-init"]
+    args += ["--calibrate-powers", "1", "0.01", "--calibrate-videos", "2", "--likelihood-power", "1"]
+    assert posterior_compare.main([*args, "--out", str(out)]) == 0
+    payload = json.loads(out.with_suffix(".json").read_text())
+    cal = payload["calibration"]
+    assert cal["videos"] == "validation" and set(cal["sweep"]) == {"1", "0.01"}
+    assert 0 < cal["residual"]["power"] and cal["residual"]["correlation_area_px"] >= 1
+    rows = [r for r in payload["results"] if "residual λ" in r]
+    assert len(rows) == 1 and payload["results"][rows[0]]["tempered_init"]
+    assert all(0 <= cal["sweep"][p]["visible_90"] <= 1 for p in ("1", "0.01"))
+    assert set(cal["coverage"]["coverage_error"]) == {"1", "0.01"}

@@ -29,3 +29,10 @@ def test_readme_quotes_the_shipped_metrics():
     for phrase in quoted:
         assert phrase in text, phrase
     assert model["rec_missing"]["mse"] < copy["rec_missing"]["mse"]  # "imputes" is only said while true
+
+
+def test_readme_quotes_the_calibrated_models_metrics():
+    path = ROOT / "dive_pyro" / "pretrained" / "tiny-cpu-calibrated" / "metrics.json"
+    model = next(v for k, v in json.loads(path.read_text()).items() if k.startswith("DIVE tiny-cpu-calibrated"))
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"Rec-missing / Pred MSE {model['rec_missing']['mse']:.2f} / {model['pred']['mse']:.2f}" in text

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-__all__ = ["existing_file", "nonnegative_int", "positive_int", "writable_dir", "writable_file"]
+__all__ = ["existing_file", "nonnegative_int", "positive_float", "positive_int", "writable_dir", "writable_file"]
 
 
 def writable_dir(path: str) -> Path:
@@ -47,6 +47,17 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """An integer >= 0."""
     return _int(text, 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
 
 
 def existing_file(path: str) -> Path:

@@ -133,6 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         seed=args.seed,
         chunk_size=args.chunk_size,
         refine_steps=args.refine,
+        refine_power=args.refine_power,
     )
     figures = {
         "posterior_frames": plots.plot_posterior_frames(tree, 0),
@@ -149,6 +150,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         "step": dive.step,
         "scenario": args.scenario,
         "refine_steps": args.refine,
+        "refine_power": args.refine_power,
         "checks": results,
     }
     if args.psis_videos > 0:

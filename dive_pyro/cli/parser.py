@@ -10,7 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from dive_pyro.cli.args import existing_file, nonnegative_int, positive_int, writable_dir, writable_file
+from dive_pyro.cli.args import (
+    existing_file,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    writable_dir,
+    writable_file,
+)
 from dive_pyro.cli.commands import (
     cmd_check,
     cmd_demo,
@@ -132,6 +139,12 @@ def _add_model_commands(sub) -> None:
             c.add_argument("--objects", action="store_true", help="also store each object's rendering")
         else:
             c.add_argument("--out", type=writable_dir, default=Path("reports/check"))
+            c.add_argument(
+                "--refine-power",
+                type=positive_float,
+                default=None,
+                help="refine towards the posterior tempered by this likelihood power (with --refine N)",
+            )
             c.add_argument("--sbc", type=nonnegative_int, default=0, help="simulations for SBC (0: skip)")
             c.add_argument("--sbc-draws", type=positive_int, default=19, help="posterior draws per SBC simulation")
             c.add_argument(

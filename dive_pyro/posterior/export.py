@@ -60,10 +60,12 @@ def sample_posterior(
     include_objects: bool = False,
     variant: str | None = None,
     refine_steps: int = 0,
+    refine_power: float | None = None,
 ) -> xr.DataTree:
     """``num_samples`` posterior draws for every video of ``batch`` as a DataTree (see module doc);
     drawing as in :func:`dive_pyro.inference.sample_posterior` (eval mode, private stream if
-    ``seed``, ``parallel`` tiling, ``refine_steps`` of test-time refinement)."""
+    ``seed``, ``parallel`` tiling, ``refine_steps`` of test-time refinement, towards the posterior
+    tempered by ``refine_power`` if given)."""
     draws = draw_posterior(
         model,
         guide,
@@ -73,12 +75,14 @@ def sample_posterior(
         include_objects=include_objects,
         parallel=parallel,
         refine_steps=refine_steps,
+        refine_power=refine_power,
     )
     attrs = {
         "variant": variant or type(model).__name__,
         "seed": -1 if seed is None else seed,
         "parallel": int(parallel),
         "refine_steps": int(refine_steps),
+        "refine_power": 1.0 if refine_power is None else float(refine_power),
     }
     return to_datatree(draws, batch, model.config, attrs)
 

@@ -52,17 +52,18 @@ def check_posterior(
     chunk_size: int = 16,
     plot_videos: int = 2,
     refine_steps: int = 0,
+    refine_power: float | None = None,
 ) -> tuple[dict, xr.DataTree]:
     """Score the posterior of ``batch`` (see :mod:`dive_pyro.posterior.scoring`); returns
     ``(results, tree)`` where ``tree`` holds the first ``plot_videos`` videos for the figures.
-    ``refine_steps``: score the guide after that many per-video SVI steps (semi-amortised)."""
-    data = collect(model, guide, batch, num_samples, chunk_size=chunk_size, seed=seed, refine_steps=refine_steps)
+    ``refine_steps``: score the guide after that many per-video SVI steps (semi-amortised), towards
+    the posterior tempered by ``refine_power`` if given."""
+    refined = dict(refine_steps=refine_steps, refine_power=refine_power)
+    data = collect(model, guide, batch, num_samples, chunk_size=chunk_size, seed=seed, **refined)
     results = score(data)
     results.pop("perm")
     n = min(plot_videos, batch.batch_size)
-    tree = sample_posterior(
-        model, guide, batch[:n], num_samples, seed=seed, include_objects=True, refine_steps=refine_steps
-    )
+    tree = sample_posterior(model, guide, batch[:n], num_samples, seed=seed, include_objects=True, **refined)
     return results, tree
 
 

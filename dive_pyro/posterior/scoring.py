@@ -85,10 +85,12 @@ def collect(
     seed: int = 0,
     refine_steps: int = 0,
     refine_lr: float = 0.05,
+    refine_power: float | None = None,
 ) -> dict:
     """Posterior summaries of ``batch`` (module doc), ``chunk_size`` videos at a time; with
     ``refine_steps=n`` each chunk is scored under the guide after ``n`` per-video SVI steps on its
-    outputs (:func:`dive_pyro.inference.refine.refine`), missingness included."""
+    outputs (:func:`dive_pyro.inference.refine.refine`), missingness included; ``refine_power``: towards
+    the posterior tempered by that likelihood power (:mod:`dive_pyro.posterior.tempering` chooses it)."""
     if num_samples < 2:
         raise ValueError(f"num_samples must be >= 2 for intervals, got {num_samples}")
     if chunk_size < 1:
@@ -104,7 +106,11 @@ def collect(
             torch.manual_seed(seed)
             for start in range(0, batch.batch_size, chunk_size):
                 chunk = batch[start : start + chunk_size]
-                q = refine(model, guide, chunk, refine_steps, lr=refine_lr) if refine_steps else guide
+                q = (
+                    refine(model, guide, chunk, refine_steps, lr=refine_lr, likelihood_power=refine_power)
+                    if refine_steps
+                    else guide
+                )
                 d = _draws(model, q, chunk, num_samples)
                 if source == "exact":
                     parts["p_missing"].append(missing_probability(model, q, chunk).double().cpu())

@@ -165,6 +165,10 @@ def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
     assert data["sbc"]["sleep"]["steps"] == 2 and data["checks"]["missingness"]["source"] == "exact"
     assert {"reliability.png", "sbc.png", "coverage.png", "psis.png"} <= {p.name for p in report.iterdir()}
     assert "centre of mass" in (report / "summary.md").read_text()
+    tempered = tmp_path / "check-tempered"
+    assert main(["check", *args, "--refine", "1", "--refine-power", "0.1", "--out", str(tempered)]) == 0
+    data = json.loads((tempered / "checks.json").read_text())
+    assert data["refine_steps"] == 1 and data["refine_power"] == 0.1
 
 
 @pytest.mark.parametrize(
@@ -173,6 +177,8 @@ def test_sample_and_check_commands(tmp_path, monkeypatch, tiny_checkpoint):
         (["demo", "--checkpoint", "no/such/checkpoint.pt"], "no such file: no/such/checkpoint.pt"),
         (["demo", "--finetune-steps", "-5"], "expected an integer >= 0, got -5"),
         (["check", "--checkpoint", "missing.pt", "--sbc", "1"], "no such file: missing.pt"),
+        (["check", "--refine-power", "0", "--checkpoint", "missing.pt"], "expected a number > 0, got 0.0"),
+        (["check", "--refine-power", "x", "--checkpoint", "missing.pt"], "expected a number > 0, got 'x'"),
         (["evaluate", "--scenario", "out_of_scene", "--baseline", "zeros", "--num-sequences", "0"], ">= 1, got 0"),
         (["train", "tiny-cpu", "--steps", "ten"], "expected an integer >= 1, got 'ten'"),
     ],

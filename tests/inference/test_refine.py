@@ -1,6 +1,8 @@
 """Test-time refinement: per-video SVI on the guide's outputs reaches the exact posterior of a
 conjugate toy, and lowers the DIVE loss of the batch it refines."""
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -9,7 +11,7 @@ from pyro.infer import Trace_ELBO
 
 from dive_pyro.core.config import TINY
 from dive_pyro.inference import build, sample_posterior
-from dive_pyro.inference.refine import GuideOffsets, refine
+from dive_pyro.inference.refine import POSE_SITES, GuideOffsets, refine, tempered_start
 from dive_pyro.inference.train import local_params
 from dive_pyro.models.simulate import simulate
 
@@ -36,6 +38,35 @@ def test_refinement_reaches_the_exact_posterior_per_video():
     shift, log_scale = refined.offsets.offsets["z"]
     assert torch.allclose(shift, exact_mean, atol=0.12)  # the guide started at 0 (prior mean)
     assert torch.allclose(log_scale.exp(), torch.full((3,), exact_sd), atol=0.08)  # started at 1
+
+
+def test_init_log_scale_starts_the_named_sites_wider_and_refinement_still_converges():
+    pyro.set_rng_seed(3)
+    start = refine(_toy_model, _toy_guide, Y, 0, init_log_scale={"z": 1.0})
+    with torch.no_grad():
+        pyro.poutine.trace(start).get_trace(Y)
+    shift, log_scale = start.offsets.offsets["z"]
+    assert torch.equal(shift, torch.zeros(3)) and torch.equal(log_scale, torch.ones(3))
+    assert refine(_toy_model, _toy_guide, Y, 0, init_log_scale={"other": 1.0}).offsets.init_log_scale == {"other": 1.0}
+    refined = refine(_toy_model, _toy_guide, Y, 150, lr=0.1, num_particles=8, init_log_scale={"z": 1.0})
+    exact_sd = (1.0 + 1.0 / NOISE**2) ** -0.5
+    assert torch.allclose(refined.offsets.offsets["z"][1].exp(), torch.full((3,), exact_sd), atol=0.08)
+
+
+def test_refinement_towards_a_tempered_posterior_reaches_it():
+    power = 0.2
+    pyro.set_rng_seed(4)
+    refined = refine(_toy_model, _toy_guide, Y, 300, lr=0.05, num_particles=32, likelihood_power=power)
+    precision = 1.0 + power / NOISE**2  # the likelihood to the power 0.2: exact tempered posterior
+    shift, log_scale = refined.offsets.offsets["z"]
+    assert torch.allclose(shift, (power * Y / NOISE**2) / precision, atol=0.12)
+    assert torch.allclose(log_scale.exp(), torch.full((3,), precision**-0.5), atol=0.08)
+    untempered_sd = (1.0 + 1.0 / NOISE**2) ** -0.5
+    assert (log_scale.exp() > 1.5 * untempered_sd).all()  # wider than the untempered posterior
+    start = tempered_start(0.01)
+    assert set(start) == set(POSE_SITES) and start["beta"] == pytest.approx(math.log(10))
+    with pytest.raises(ValueError, match="power"):
+        tempered_start(0.0)
 
 
 def test_zero_steps_is_the_guide_and_bad_arguments():

@@ -97,3 +97,36 @@ def test_validation_split_is_another_fixed_set(tiny_checkpoint, tmp_path, monkey
     assert torch.equal(val.observed, fixed_test_set_for(config, num_sequences=3, split="validation").observed)
     with pytest.raises(ValueError, match="split must be"):
         fixed_test_set_for(config, split="train")
+
+
+SHIPPED = ("tiny-cpu", "tiny-cpu-markov", "tiny-cpu-calibrated")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_has_its_config_log_and_metrics_and_loads(name):
+    import json
+
+    from dive_pyro.inference import load_config
+    from dive_pyro.inference.config import config_to_dict
+    from dive_pyro.inference.trained import shipped_checkpoint
+
+    path = shipped_checkpoint(name)
+    folder = path.parent
+    needed = {"checkpoint.pt", "config.toml", "log.jsonl", "metrics.json", "metrics.md"}
+    assert needed <= {p.name for p in folder.iterdir()}
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 5_000_000
+    trained = load_trained(path)
+    assert config_to_dict(load_config(folder / "config.toml"))["model"] == config_to_dict(trained.config)["model"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    row = next(v for k, v in metrics.items() if k.startswith(f"DIVE {name} "))
+    assert math.isfinite(row["rec_missing"]["mse"]) and math.isfinite(row["pred"]["mse"])
+    lines = (folder / "log.jsonl").read_text().splitlines()
+    steps = [step for line in lines if (step := json.loads(line).get("step")) is not None]
+    assert steps == sorted(steps) and steps[-1] == trained.step - 1
+
+
+def test_the_shipped_folders_are_exactly_the_listed_ones():
+    from dive_pyro.inference.trained import shipped_checkpoint
+
+    root = shipped_checkpoint().parent.parent
+    assert {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__")} == set(SHIPPED)

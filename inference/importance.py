@@ -21,10 +21,9 @@ from pyro.poutine.util import site_is_subsample
 
 from dive_pyro.data.batch import SceneBatch
 from dive_pyro.inference.posterior import PosteriorMean
+from dive_pyro.inference.refine import POSE_SITES
 
 __all__ = ["POSE_SITES", "FixSites", "log_weights", "fixed_non_pose"]
-
-POSE_SITES = ("z_p_0", "beta")
 
 
 class FixSites(Messenger):
@@ -110,7 +109,9 @@ def log_weights(
                 latent = [n for n in latent if n in POSE_SITES]
             observed = [n for n, s in model_trace.nodes.items() if s["type"] == "sample" and s["is_observed"]]
             observed = [n for n in observed if _scored(model_trace.nodes[n])]
-            lw = _per_video(model_trace, [*latent, *observed], P * B) - _per_video(guide_trace, latent, P * B)
+            # auxiliary guide sites (dive-markov's pose_path) are in q only: log q(v) with Delta sites
+            in_model = [n for n in latent if n in model_trace.nodes]
+            lw = _per_video(model_trace, [*in_model, *observed], P * B) - _per_video(guide_trace, latent, P * B)
             out.append(lw.reshape(P, B))
             done += P
     finally:

@@ -36,7 +36,8 @@ from dive_pyro.inference.modes import eval_mode
 
 __all__ = ["POSE_SITES", "GuideOffsets", "RefinedGuide", "TemperObserved", "inputs_only", "refine", "tempered_start"]
 
-# the pose latents of the DIVE guides: z_p_0 and the increments beta (dive), the path (dive-markov)
+# the pose latents of the DIVE guides: z_p_0 and the increments beta (dive); the auxiliary path that
+# both are read from in dive-markov (guides/markov_pose.py; a guide-only site)
 POSE_SITES = ("z_p_0", "beta", "pose_path")
 
 

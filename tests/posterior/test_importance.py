@@ -29,8 +29,10 @@ def test_exact_and_wide_proposals_pass_narrow_fails():
     assert set(sir_indices(wide, 10)) == {0, 1, 2, 3} and len(sir_indices(narrow, 10)) <= 1
 
 
-def test_per_video_log_weights_sum_to_the_joint_ratio():
-    model, guide, _, batch = tiny(videos=3)
+@pytest.mark.parametrize("variant", ["dive", "dive-markov"])
+def test_per_video_log_weights_sum_to_the_joint_ratio(variant):
+    # dive-markov: the auxiliary pose_path is a guide-only site (log q(v), Delta z_p_0 / beta)
+    model, guide, _, batch = tiny(variant, videos=3)
     guide.eval(), model.eval()
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -43,8 +45,9 @@ def test_per_video_log_weights_sum_to_the_joint_ratio():
     assert lw.shape == (1, 3) and float(lw.sum()) == pytest.approx(float(joint), rel=1e-5)
 
 
-def test_psis_check_on_the_model_runs_both_blocks():
-    model, guide, _, batch = tiny(videos=2)
+@pytest.mark.parametrize("variant", ["dive", "dive-markov"])
+def test_psis_check_on_the_model_runs_both_blocks(variant):
+    model, guide, _, batch = tiny(variant, videos=2)
     res = psis_check(model, guide, batch, num_particles=24, particles_per_pass=6)
     for block in ("all", "pose"):
         assert len(res[block]["k_hat"]) == 2 and all(1 <= e <= 24 for e in res[block]["ess"])

@@ -108,16 +108,9 @@ class ConvDecoder(nn.Module):
         layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
         self.in_dim = in_dim
-        # numerics only: the layers after the first (a 1×1 map, the same in both formats) run in
-        # channels_last memory format, where oneDNN's transposed convolutions are faster on CPU
-        self.channels_last = False
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        x = latent.reshape(-1, self.in_dim, 1, 1)
-        if not self.channels_last:
-            return self.net(x)
-        x = self.net[0](x).contiguous(memory_format=torch.channels_last)
-        return self.net[1:](x).contiguous()
+        return self.net(latent.reshape(-1, self.in_dim, 1, 1))
 
 
 class MLP(nn.Sequential):

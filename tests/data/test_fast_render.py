@@ -72,3 +72,14 @@ def test_cuda_training_batch_equals_cpu(scenario):
     gpu = generate_training_batch(scenario, 4, seed=5, downsample=2, device="cuda").to("cpu")
     for name in ("observed", "complete", *EXACT):
         assert torch.equal(getattr(gpu, name), getattr(cpu, name)), name
+
+
+def test_two_by_two_pooling_of_uint8_frames_is_the_sum_over_1020_rounded_once():
+    from dive_pyro.data.fast_render import _pool
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (5, 8, 12), generator=g, dtype=torch.uint8)
+    frames[0] = 255  # the largest sums (1020) must not carry into the neighbouring pixel
+    expected = frames.reshape(5, 4, 2, 6, 2).sum((2, 4)).float().div(1020.0).unsqueeze(1)
+    assert torch.equal(_pool(frames, 2), expected)
+    assert torch.equal(_pool(frames[:, :, :8], 2), expected[..., :4])  # not contiguous: the generic path

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dive_pyro.core.fastconv import conv_s2, conv_transpose_s2
 from dive_pyro.core.stn import ALIGN_CORNERS, crop_objects, place_sprites
 
 __all__ = [
@@ -69,6 +70,9 @@ class ConvEncoder(nn.Module):
         self.size = size
         self.out_dim = out_dim
         self.channels_last = False  # numerics only: run the convolutions in channels_last memory format
+        # numerics only: a 1-channel first layer takes its input gradient in the sub-pixel form
+        # (dive_pyro.core.fastconv), 3-5x faster on CPU
+        self.subpixel = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2:] != (self.size, self.size):
@@ -77,6 +81,9 @@ class ConvEncoder(nn.Module):
             )
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        first = self.net[0]
+        if self.subpixel and first.in_channels == 1 and first.stride == (2, 2) and images.requires_grad:
+            return self.net[1:](conv_s2(images, first.weight)).flatten(1)
         return self.net(images).flatten(1)
 
 
@@ -108,9 +115,15 @@ class ConvDecoder(nn.Module):
         layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
         self.in_dim = in_dim
+        # numerics only: a 1-channel last layer runs in the sub-pixel form (dive_pyro.core.fastconv)
+        self.subpixel = False
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.net(latent.reshape(-1, self.in_dim, 1, 1))
+        x = latent.reshape(-1, self.in_dim, 1, 1)
+        last = self.net[-2]
+        if self.subpixel and last.out_channels == 1 and last.stride == (2, 2):
+            return self.net[-1](conv_transpose_s2(self.net[:-2](x), last.weight))
+        return self.net(x)
 
 
 class MLP(nn.Sequential):

@@ -56,7 +56,7 @@ class DiveModel(PyroModule):
         self.config = config = config if config is not None else DiveConfig()
         self.decoder = ConvDecoder(config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm)
         dcgan_init(self.decoder, config.init_std)
-        self.decoder.subpixel = config.kernels == "fast"  # last layer: 3x3 conv + pixel_shuffle
+        self.decoder.subpixel = config.kernels == "fast"  # thin layers: 3x3 conv + pixel_shuffle
         self.register_buffer("pose_loc", torch.tensor([config.s0, 0.0, 0.0]))
         self.register_buffer("pose_scale", torch.tensor(config.initial_pose_scale, dtype=torch.float32))
         # learnt pixel sds exist only when asked for, so the official parameter set is unchanged

@@ -44,6 +44,26 @@ def _num_halvings(size: int, name: str) -> int:
     return int(k)
 
 
+#: the sub-pixel form pays off for stride-2 layers with at most this many channels on the thin side
+#: (measured on CPU: 1.5-3x at 1 and 8 channels, none at 16)
+SUBPIXEL_CHANNELS = 8
+
+
+def _subpixel_layer(layer: nn.Module, channels: int) -> bool:
+    """True for a bias-free 4×4 stride-2 padding-1 (transposed) convolution with ``1 <= channels
+    <= SUBPIXEL_CHANNELS``, the shape :mod:`dive_pyro.core.fastconv` computes."""
+    return (
+        isinstance(layer, nn.Conv2d | nn.ConvTranspose2d)
+        and 1 <= channels <= SUBPIXEL_CHANNELS
+        and layer.kernel_size == (4, 4)
+        and layer.stride == (2, 2)
+        and layer.padding == (1, 1)
+        and layer.bias is None
+        and layer.groups == 1
+        and layer.dilation == (1, 1)
+    )
+
+
 class ConvEncoder(nn.Module):
     """DCGAN encoder: image ``(M, C, S, S)`` → features ``(M, out_dim)`` (docs/official_code.md §2).
 
@@ -70,8 +90,8 @@ class ConvEncoder(nn.Module):
         self.size = size
         self.out_dim = out_dim
         self.channels_last = False  # numerics only: run the convolutions in channels_last memory format
-        # numerics only: a 1-channel first layer takes its input gradient in the sub-pixel form
-        # (dive_pyro.core.fastconv), 3-5x faster on CPU
+        # numerics only: stride-2 layers with <= SUBPIXEL_CHANNELS input channels take their input
+        # gradient in the sub-pixel form (dive_pyro.core.fastconv), 1.5-3x faster on CPU
         self.subpixel = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -81,10 +101,15 @@ class ConvEncoder(nn.Module):
             )
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        first = self.net[0]
-        if self.subpixel and first.in_channels == 1 and first.stride == (2, 2) and images.requires_grad:
-            return self.net[1:](conv_s2(images, first.weight)).flatten(1)
-        return self.net(images).flatten(1)
+        if not self.subpixel:
+            return self.net(images).flatten(1)
+        x = images
+        for layer in self.net:
+            if _subpixel_layer(layer, layer.in_channels if isinstance(layer, nn.Conv2d) else 0) and x.requires_grad:
+                x = conv_s2(x, layer.weight)
+            else:
+                x = layer(x)
+        return x.flatten(1)
 
 
 class ConvDecoder(nn.Module):
@@ -115,15 +140,20 @@ class ConvDecoder(nn.Module):
         layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
         self.in_dim = in_dim
-        # numerics only: a 1-channel last layer runs in the sub-pixel form (dive_pyro.core.fastconv)
+        # numerics only: stride-2 layers with <= SUBPIXEL_CHANNELS output channels run in the
+        # sub-pixel form (dive_pyro.core.fastconv), 1.5-2.5x faster on CPU
         self.subpixel = False
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = latent.reshape(-1, self.in_dim, 1, 1)
-        last = self.net[-2]
-        if self.subpixel and last.out_channels == 1 and last.stride == (2, 2):
-            return self.net[-1](conv_transpose_s2(self.net[:-2](x), last.weight))
-        return self.net(x)
+        if not self.subpixel:
+            return self.net(x)
+        for layer in self.net:
+            if _subpixel_layer(layer, layer.out_channels if isinstance(layer, nn.ConvTranspose2d) else 0):
+                x = conv_transpose_s2(x, layer.weight)
+            else:
+                x = layer(x)
+        return x
 
 
 class MLP(nn.Sequential):

@@ -129,8 +129,13 @@ class DiveModel(PyroModule):
 
     def likelihood(self, loc: torch.Tensor, visible: torch.Tensor, event_dim: int = 4) -> dist.Distribution:
         """The observation distribution: pixels masked to ``visible`` *before* ``to_event`` (so
-        hidden pixels contribute exactly nothing), then the last ``event_dim`` dims as one event."""
-        return self.pixel_likelihood(loc).mask(visible).to_event(event_dim)
+        hidden pixels contribute exactly nothing), then the last ``event_dim`` dims as one event.
+        With ``kernels="fast"`` an all-visible mask (every training batch but Sc. 1's) is skipped:
+        the same log-density without a full-size ``where`` and its backward."""
+        base = self.pixel_likelihood(loc)
+        if self.config.kernels != "reference" and bool(visible.all()):
+            return base.to_event(event_dim)
+        return base.mask(visible).to_event(event_dim)
 
     # ------------------------------------------------------------------ dynamics and rendering
     def f_tran(self, z_p_0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

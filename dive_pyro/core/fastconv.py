@@ -8,7 +8,9 @@ with ``4·C_out`` channels followed by ``pixel_shuffle(2)``: output pixel ``(2m 
 the inputs ``m + d − 1, n + e − 1`` with the kernel tap ``(a + 3 − 2d, b + 3 − 2e)`` (zero where
 that leaves 0..3). :func:`conv_transpose_s2` and :func:`conv_s2` use it; both have hand-written
 backward passes with the other formulation, so values and gradients equal ``F.conv_transpose2d`` /
-``F.conv2d`` up to float rounding (``tests/core/test_fastconv.py``).
+``F.conv2d`` up to float rounding (``tests/core/test_fastconv.py``). The nets call them on plain
+tensors only: a tensor subclass such as the provenance tensors of ``TraceGraph_ELBO`` would lose
+its tracking through a custom ``autograd.Function``.
 """
 
 from __future__ import annotations

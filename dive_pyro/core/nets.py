@@ -105,7 +105,8 @@ class ConvEncoder(nn.Module):
             return self.net(images).flatten(1)
         x = images
         for layer in self.net:
-            if _subpixel_layer(layer, layer.in_channels if isinstance(layer, nn.Conv2d) else 0) and x.requires_grad:
+            thin = _subpixel_layer(layer, layer.in_channels if isinstance(layer, nn.Conv2d) else 0)
+            if thin and x.requires_grad and type(x) is torch.Tensor:  # (subclasses: see fastconv)
                 x = conv_s2(x, layer.weight)
             else:
                 x = layer(x)
@@ -149,7 +150,8 @@ class ConvDecoder(nn.Module):
         if not self.subpixel:
             return self.net(x)
         for layer in self.net:
-            if _subpixel_layer(layer, layer.out_channels if isinstance(layer, nn.ConvTranspose2d) else 0):
+            thin = _subpixel_layer(layer, layer.out_channels if isinstance(layer, nn.ConvTranspose2d) else 0)
+            if thin and type(x) is torch.Tensor:  # (subclasses: see fastconv)
                 x = conv_transpose_s2(x, layer.weight)
             else:
                 x = layer(x)

@@ -77,8 +77,9 @@ def _paste(
     return frames
 
 
-def _pool(frames: torch.Tensor, factor: int) -> torch.Tensor:
-    """``(M, H, W)`` uint8 or float → float32 ``(M, 1, H/f, W/f)`` in [0, 1], averaged over f×f."""
+def _pool(frames: torch.Tensor, factor: int, overwrite: bool = False) -> torch.Tensor:
+    """``(M, H, W)`` uint8 or float → float32 ``(M, 1, H/f, W/f)`` in [0, 1], averaged over f×f
+    (``overwrite``: ``frames`` is a scratch buffer that may be changed)."""
     M, H, W = frames.shape
     if (
         frames.dtype == torch.uint8
@@ -91,6 +92,15 @@ def _pool(frames: torch.Tensor, factor: int) -> torch.Tensor:
         # adding two rows gives the 2×2 sums (<= 1020, no carry between the 16-bit lanes), which
         # read back as int16 are the pooled pixels in order (in place: fresh buffers cost page faults)
         v = frames.view(torch.int32)
+        if overwrite:  # no temporaries: the output's memory holds the column sums, frames' the 2×2 sums
+            out = torch.empty(M, H // 2, W // 2, device=frames.device)
+            pairs = torch.bitwise_right_shift(v, 8, out=out.view(torch.int32).view(M, H, W // 4))
+            pairs &= 0x00FF00FF
+            pairs += v.bitwise_and_(0x00FF00FF)  # bytes 0+1 and 2+3
+            rows = pairs.view(M, H // 2, 2, W // 4)
+            half = v.view(-1)[: out.numel() // 2].view(M, H // 2, W // 4)
+            total = torch.add(rows[:, :, 0], rows[:, :, 1], out=half)
+            return out.copy_(total.view(torch.int16).view(M, H // 2, W // 2)).div_(1020.0).unsqueeze(1)
         pairs = v >> 8
         pairs &= 0x00FF00FF
         pairs += v & 0x00FF00FF  # (M, H, W/4): bytes 0+1 and 2+3
@@ -141,7 +151,7 @@ def render_training_batch(layout: SceneLayout, downsample: int = 1) -> SceneBatc
         _paste(sub, patches, corner, slot_sub, ~removed & with_removal[:, None])
         sub[:, :R] = 0
     if R % f == 0:
-        complete = _pool(full, f)
+        complete = _pool(full, f, overwrite=True)
         observed = complete.clone()
         observed[..., : R // f, :] = 0
         if len(frames):

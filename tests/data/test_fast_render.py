@@ -82,4 +82,6 @@ def test_two_by_two_pooling_of_uint8_frames_is_the_sum_over_1020_rounded_once():
     frames[0] = 255  # the largest sums (1020) must not carry into the neighbouring pixel
     expected = frames.reshape(5, 4, 2, 6, 2).sum((2, 4)).float().div(1020.0).unsqueeze(1)
     assert torch.equal(_pool(frames, 2), expected)
+    scratch = frames.clone()
+    assert torch.equal(_pool(scratch, 2, overwrite=True), expected)  # without temporaries
     assert torch.equal(_pool(frames[:, :, :8], 2), expected[..., :4])  # not contiguous: the generic path

@@ -8,7 +8,7 @@ pastes with ``np.maximum``; no per-pixel index, no per-object frames); ``observe
 with the occluded rows cleared, re-rendered only in the frames where an object is removed; frames
 are pooled by ``f`` in integers (uint8 digits; for f = 2 four pixels per int32 word), and the
 batch is built without re-validation. On CPU the windows are moved by numpy fancy indexing on a
-view of the same memory.
+view of the same memory, and uint8 frames become float32 in one buffered numpy division.
 
 Same layout (same seed → same digits, trajectories, removals) and the same ``observed``,
 ``complete``, ``visible``, ``scored``, ``missing`` and ``positions`` as
@@ -77,6 +77,14 @@ def _paste(
     return frames
 
 
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Zero frames; on CPU from numpy's ``calloc``, whose fresh pages are zero already (no memset
+    pass over memory that the paste overwrites in large part)."""
+    if device.type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    return torch.from_numpy(np.zeros(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype))
+
+
 def _pool(frames: torch.Tensor, factor: int, overwrite: bool = False) -> torch.Tensor:
     """``(M, H, W)`` uint8 or float → float32 ``(M, 1, H/f, W/f)`` in [0, 1], averaged over f×f
     (``overwrite``: ``frames`` is a scratch buffer that may be changed)."""
@@ -108,6 +116,11 @@ def _pool(frames: torch.Tensor, factor: int, overwrite: bool = False) -> torch.T
         total = rows[:, :, 0]
         total += rows[:, :, 1]
         return total.view(torch.int16).to(torch.float32).div_(1020.0).unsqueeze(1)
+    if frames.dtype == torch.uint8 and factor == 1 and frames.device.type == "cpu":
+        # one buffered pass (numpy casts in cache-sized chunks), the float32 quotient of torch.div
+        out = np.empty((M, 1, H, W), np.float32)
+        np.divide(frames.numpy()[:, None], np.float32(255.0), out=out)
+        return torch.from_numpy(out)
     if frames.dtype == torch.uint8:
         scale = 255.0
         if factor > 1:  # sum of the f×f values in int16: f row adds, then f column adds (strided)
@@ -135,28 +148,29 @@ def render_training_batch(layout: SceneLayout, downsample: int = 1) -> SceneBatc
     if not isinstance(f, int) or f < 1 or H % f:
         raise ValueError(f"downsample must be a positive integer dividing the frame size {H}, got {f!r}")
     device = top_left.device
-    if patches.dtype != torch.uint8 or f == 1:  # f = 1: paste the float32 quotients, as render_layout
-        patches = patches.float() / 255.0 if patches.dtype == torch.uint8 else patches.float()
+    if patches.dtype != torch.uint8:
+        patches = patches.float()
     corner = top_left[..., 1] * W + top_left[..., 0]  # (B, N, T)
     slot = torch.arange(B * T, device=device).reshape(B, T)
-    full = _paste(torch.zeros(B * T, H, W, dtype=patches.dtype, device=device), patches, corner, slot)
+    full = _paste(_zeros((B * T, H, W), patches.dtype, device), patches, corner, slot)
 
     # observed = complete with rows < R cleared, except in frames with a removed object, which are
-    # re-rendered without it (only those frames); when R is a multiple of f this is done after pooling
+    # re-rendered without it (only those frames); when R is a multiple of f > 1 this is done after
+    # pooling (f = 1: on the uint8 frames, 4x smaller than the float ones)
     with_removal = removed.any(dim=1)  # (B, T)
     frames = with_removal.reshape(-1).nonzero().squeeze(1)
     if len(frames):
-        sub = torch.zeros(len(frames), H, W, dtype=patches.dtype, device=device)
+        sub = _zeros((len(frames), H, W), patches.dtype, device)
         slot_sub = (with_removal.reshape(-1).cumsum(0) - 1).reshape(B, T)
         _paste(sub, patches, corner, slot_sub, ~removed & with_removal[:, None])
         sub[:, :R] = 0
-    if R % f == 0:
+    if R % f == 0 and f > 1:
         complete = _pool(full, f, overwrite=True)
         observed = complete.clone()
         observed[..., : R // f, :] = 0
         if len(frames):
             observed.index_copy_(0, frames, _pool(sub, f))
-    else:  # a pooled row straddles the occlusion boundary: clear at full resolution
+    else:  # f = 1, or a pooled row straddles the occlusion boundary: clear at full resolution
         observed = full.clone()
         observed[:, :R] = 0
         if len(frames):

@@ -101,7 +101,7 @@ class ConvEncoder(nn.Module):
             )
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        if not self.subpixel:
+        if not self.subpixel or torch.is_autocast_enabled(images.device.type):  # (autocast: torch's dtypes)
             return self.net(images).flatten(1)
         x = images
         for layer in self.net:
@@ -147,7 +147,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = latent.reshape(-1, self.in_dim, 1, 1)
-        if not self.subpixel:
+        if not self.subpixel or torch.is_autocast_enabled(x.device.type):  # (autocast: torch's dtypes)
             return self.net(x)
         for layer in self.net:
             thin = _subpixel_layer(layer, layer.out_channels if isinstance(layer, nn.ConvTranspose2d) else 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -76,11 +77,12 @@ def _reference_sequence(rng, pool, scenario, *, T=20, K=10, size=64, step=0.15, 
 
 
 def _rates(scenario: str, batch: int, rounds: int, digits: torch.Tensor, pool: np.ndarray) -> tuple[float, ...]:
-    """Interleaved rounds (reference, ``generate``, ``generate_training_batch``), ``batch`` sequences
-    each, in process CPU time (the machine may be shared); best round of each."""
+    """Interleaved rounds (reference, ``generate``, ``generate_training_batch``, order rotating),
+    ``batch`` sequences each, in process CPU time (the machine may be shared): the median rate of
+    each and the medians of the per-round ratios ``generate``/reference and training/reference."""
     generate(scenario, 8, seed=0, digits=digits)  # warm-up
     generate_training_batch(scenario, 8, seed=0, digits=digits)
-    best = [0.0, 0.0, 0.0]
+    rates = [[], [], []]
     for r in range(rounds):
         rng = np.random.default_rng(r)
         runs = (
@@ -88,18 +90,19 @@ def _rates(scenario: str, batch: int, rounds: int, digits: torch.Tensor, pool: n
             lambda r=r: generate(scenario, batch, seed=r, digits=digits),
             lambda r=r: generate_training_batch(scenario, batch, seed=r, digits=digits),
         )
-        for i, run in enumerate(runs):
+        for i in [(r + k) % 3 for k in range(3)]:
             t = time.process_time()
-            run()
-            best[i] = max(best[i], batch / max(time.process_time() - t, 1e-9))
-    return tuple(best)
+            runs[i]()
+            rates[i].append(batch / max(time.process_time() - t, 1e-9))
+    ratios = [statistics.median(a / ref for a, ref in zip(rates[i], rates[0], strict=True)) for i in (1, 2)]
+    return (*(statistics.median(x) for x in rates), *ratios)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--batch", type=int, default=64, help="our batch size (DIVE trains with 64)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (best is reported)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (medians are reported)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     batch, rounds = (16, 1) if args.quick else (args.batch, args.rounds)
@@ -114,8 +117,8 @@ def main() -> None:
 
     rows = []
     for scenario in SCENARIOS:
-        ref, ours, train = _rates(scenario, batch, rounds, digits, pool)
-        rows.append((scenario, ref, ours, train))
+        ref, ours, train, ours_ratio, train_ratio = _rates(scenario, batch, rounds, digits, pool)
+        rows.append((scenario, ref, ours, ours_ratio, train, train_ratio))
         print(f"{scenario}: reference {ref:.0f}, generate {ours:.0f}, training batch {train:.0f} seq/s", flush=True)
 
     lines = [
@@ -131,14 +134,15 @@ def main() -> None:
         f"{platform.system()} {platform.release()}; load average {os.getloadavg()[0]:.1f} (shared machine)",
         f"- torch {torch.__version__} ({torch.get_num_threads()} thread), numpy {np.__version__}, "
         f"scipy {scipy.__version__}, Python {platform.python_version()}",
-        f"- {batch} sequences per round for each generator, {rounds} interleaved rounds, best round, process CPU time",
+        f"- {batch} sequences per round for each generator, {rounds} interleaved rounds (order rotating), process "
+        "CPU time; rates are medians, ratios are medians of the per-round ratios (robust to the load changing)",
         f"- digits: {source}; 2 digits, 64x64 frames, 20 frames, step 0.15",
         "- the reference returns only the corrupted and complete frames (float32), as the training batch",
         "",
         "| scenario | reference (seq/s) | `generate` (seq/s) | ratio | training batch (seq/s) | ratio |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {s} | {r:.0f} | {o:.0f} | {o / r:.2f}x | {t:.0f} | {t / r:.2f}x |" for s, r, o, t in rows]
+    lines += [f"| {s} | {r:.0f} | {o:.0f} | {orat:.2f}x | {t:.0f} | {trat:.2f}x |" for s, r, o, orat, t, trat in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick:

@@ -5,8 +5,9 @@ Paths, each a full training step (batch generation + ``loss_and_grads`` + Adam),
 * ``today``: ``kernels="reference"`` (``F.affine_grid`` + ``grid_sample``, broadcast Normal scale),
   Pyro validation on, ``generate(...).downsample(f)`` (renders the per-object buffer);
 * ``new``: ``kernels="fast"`` (separable placement with the object sum fused, broadcast crop grids,
-  scalar-sd likelihood, channels_last object encoder), validation off (``TrainConfig.validate``),
-  ``generate_training_batch`` (``dive_pyro/data/fast_render.py``);
+  scalar-sd likelihood, sub-pixel thin stride-2 convolutions, one ``lstm_cell`` per step in LSTM2),
+  validation off (``TrainConfig.validate``), ``generate_training_batch``
+  (``dive_pyro/data/fast_render.py``);
 * ``plain``: the ``new`` networks with the same −ELBO in plain torch (``benchmarks/plain_elbo.py``):
   ``new / plain`` is Pyro's overhead;
 * on CUDA also ``new+bf16`` (autocast) and ``new+compile`` (``torch.compile(mode="reduce-overhead")``,
@@ -162,8 +163,15 @@ def measure(config: str, batch: int, rounds: int, device: str, extra: list[str],
 
     model, guide, elbo, _ = built["new"]
     counted, handles = _lstm_flops([*guide.modules(), *model.modules()])
+    # the model's FLOPs: the sub-pixel convolutions (dive_pyro/core/fastconv.py) also multiply the
+    # zero taps of their 3x3 kernels, so they are counted as the plain (transposed) convolutions
+    thin = [m for m in (*model.modules(), *guide.modules()) if getattr(m, "subpixel", False)]
+    for m in thin:
+        m.subpixel = False
     with FlopCounterMode(display=False) as counter:
         step("new", data("new", 0))
+    for m in thin:
+        m.subpixel = True
     for h in handles:
         h.remove()
     flops = (counter.get_total_flops() + 3 * sum(counted)) / batch

@@ -44,6 +44,31 @@ def impute(h: torch.Tensor, h_hat: torch.Tensor, present: torch.Tensor, keep: to
     return gate * h + (1 - gate) * h_hat
 
 
+def _feedback_lstm(
+    rnn: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], steps: int, stateful: bool
+) -> torch.Tensor:
+    """``steps`` one-step calls of the batch-first ``rnn``, each fed the previous output (``x``
+    ``(M, D)`` first), the state carried on (``stateful``) or zero at every step; outputs
+    ``(M, steps, D)``. The same recurrence as calling ``rnn`` step by step, with one ``lstm_cell``
+    per layer and step instead of a full ``nn.LSTM`` call (whose fixed cost dominates one step)."""
+    layers = rnn.num_layers
+    weights = [
+        tuple(getattr(rnn, f"{kind}_l{k}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        for k in range(layers)
+    ]
+    zeros = x.new_zeros(x.shape[0], rnn.hidden_size)
+    hs, cs = list(state[0].unbind(0)), list(state[1].unbind(0))
+    outputs = []
+    for _ in range(steps):
+        if not stateful:
+            hs, cs = [zeros] * layers, [zeros] * layers
+        for k in range(layers):
+            hs[k], cs[k] = torch.lstm_cell(x, (hs[k], cs[k]), *weights[k])
+            x = hs[k]
+        outputs.append(x)
+    return torch.stack(outputs, 1)
+
+
 class DiveGuide(PyroModule):
     """Amortised guide of :class:`~dive_pyro.models.DiveModel`.
 
@@ -84,6 +109,7 @@ class DiveGuide(PyroModule):
         self.encoder_fwd = nn.LSTM(c.image_latent + c.hidden, c.hidden, batch_first=True)
         self.encoder_bwd = nn.LSTM(c.image_latent + c.hidden, c.hidden, batch_first=True)
         self.encoder_out = nn.Linear(2 * c.hidden, c.hidden)
+        self.frame_encoder.subpixel = c.kernels == "fast"  # input gradients: 3x3 conv + pixel_shuffle
 
     def _build_missingness(self) -> None:
         c = self.config
@@ -104,7 +130,10 @@ class DiveGuide(PyroModule):
     def _build_appearance(self) -> None:
         c = self.config
         self.object_encoder = ConvEncoder(c.object_size, c.object_latent, c.ngf, 1, c.batch_norm)
-        self.object_encoder.channels_last = c.kernels == "fast"  # 1.03x per step (benchmarks/svi_step.py)
+        # a 1-channel crop has the same memory in both formats, so this changes nothing: converting
+        # after the first layer measured 1.00x (tiny-cpu) and 1.01-1.02x for the frame encoder
+        self.object_encoder.channels_last = c.kernels == "fast"
+        self.object_encoder.subpixel = c.kernels == "fast"  # input gradients: 3x3 conv + pixel_shuffle
         layers = c.appearance_layers
         self.appearance_rnn = nn.LSTM(c.object_latent + c.hidden, c.hidden, layers, batch_first=True)  # LSTM1
         self.appearance_predict_rnn = nn.LSTM(c.hidden, c.hidden, layers, batch_first=True)  # LSTM2
@@ -306,11 +335,15 @@ class DiveGuide(PyroModule):
         # LSTM2 for the future, input = its previous output. DEVIATION (default, stateful_lstm2):
         # the state is carried on from LSTM1's final state; officially each step starts from zeros.
         x = h1[:, :, -1].reshape(B * N, 1, D)
-        future = []
-        for _ in range(T - K):
-            x, state = self.appearance_predict_rnn(x, state if self.config.stateful_lstm2 else None)
-            future.append(x)
-        h_future = torch.cat(future, 1).reshape(B, N, T - K, D)
+        if self.config.kernels == "reference":
+            future = []
+            for _ in range(T - K):
+                x, state = self.appearance_predict_rnn(x, state if self.config.stateful_lstm2 else None)
+                future.append(x)
+            h_future = torch.cat(future, 1)
+        else:
+            h_future = _feedback_lstm(self.appearance_predict_rnn, x[:, 0], state, T - K, self.config.stateful_lstm2)
+        h_future = h_future.reshape(B, N, T - K, D)
         return f, torch.cat([h1, h_future], 2), a_s
 
     def appearance_posterior(

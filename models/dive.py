@@ -56,6 +56,7 @@ class DiveModel(PyroModule):
         self.config = config = config if config is not None else DiveConfig()
         self.decoder = ConvDecoder(config.appearance_dim, config.object_size, config.ngf, 1, config.batch_norm)
         dcgan_init(self.decoder, config.init_std)
+        self.decoder.subpixel = config.kernels == "fast"  # thin layers: 3x3 conv + pixel_shuffle
         self.register_buffer("pose_loc", torch.tensor([config.s0, 0.0, 0.0]))
         self.register_buffer("pose_scale", torch.tensor(config.initial_pose_scale, dtype=torch.float32))
         # learnt pixel sds exist only when asked for, so the official parameter set is unchanged
@@ -128,8 +129,13 @@ class DiveModel(PyroModule):
 
     def likelihood(self, loc: torch.Tensor, visible: torch.Tensor, event_dim: int = 4) -> dist.Distribution:
         """The observation distribution: pixels masked to ``visible`` *before* ``to_event`` (so
-        hidden pixels contribute exactly nothing), then the last ``event_dim`` dims as one event."""
-        return self.pixel_likelihood(loc).mask(visible).to_event(event_dim)
+        hidden pixels contribute exactly nothing), then the last ``event_dim`` dims as one event.
+        With ``kernels="fast"`` an all-visible mask (every training batch but Sc. 1's) is skipped:
+        the same log-density without a full-size ``where`` and its backward."""
+        base = self.pixel_likelihood(loc)
+        if self.config.kernels != "reference" and bool(visible.all()):
+            return base.to_event(event_dim)
+        return base.mask(visible).to_event(event_dim)
 
     # ------------------------------------------------------------------ dynamics and rendering
     def f_tran(self, z_p_0: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dive_pyro.core.fastconv import conv_s2, conv_transpose_s2
 from dive_pyro.core.stn import ALIGN_CORNERS, crop_objects, place_sprites
 
 __all__ = [
@@ -41,6 +42,26 @@ def _num_halvings(size: int, name: str) -> int:
     if size < 4 or k != int(k):
         raise ValueError(f"{name} must be 4 times a power of two (4, 8, 16, 32, 64, ...), got {size}")
     return int(k)
+
+
+#: the sub-pixel form pays off for stride-2 layers with at most this many channels on the thin side
+#: (measured on CPU: 1.5-3x at 1 and 8 channels, none at 16)
+SUBPIXEL_CHANNELS = 8
+
+
+def _subpixel_layer(layer: nn.Module, channels: int) -> bool:
+    """True for a bias-free 4×4 stride-2 padding-1 (transposed) convolution with ``1 <= channels
+    <= SUBPIXEL_CHANNELS``, the shape :mod:`dive_pyro.core.fastconv` computes."""
+    return (
+        isinstance(layer, nn.Conv2d | nn.ConvTranspose2d)
+        and 1 <= channels <= SUBPIXEL_CHANNELS
+        and layer.kernel_size == (4, 4)
+        and layer.stride == (2, 2)
+        and layer.padding == (1, 1)
+        and layer.bias is None
+        and layer.groups == 1
+        and layer.dilation == (1, 1)
+    )
 
 
 class ConvEncoder(nn.Module):
@@ -69,6 +90,9 @@ class ConvEncoder(nn.Module):
         self.size = size
         self.out_dim = out_dim
         self.channels_last = False  # numerics only: run the convolutions in channels_last memory format
+        # numerics only: stride-2 layers with <= SUBPIXEL_CHANNELS input channels take their input
+        # gradient in the sub-pixel form (dive_pyro.core.fastconv), 1.5-3x faster on CPU
+        self.subpixel = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2:] != (self.size, self.size):
@@ -77,7 +101,16 @@ class ConvEncoder(nn.Module):
             )
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images).flatten(1)
+        if not self.subpixel or torch.is_autocast_enabled(images.device.type):  # (autocast: torch's dtypes)
+            return self.net(images).flatten(1)
+        x = images
+        for layer in self.net:
+            thin = _subpixel_layer(layer, layer.in_channels if isinstance(layer, nn.Conv2d) else 0)
+            if thin and x.requires_grad and type(x) is torch.Tensor:  # (subclasses: see fastconv)
+                x = conv_s2(x, layer.weight)
+            else:
+                x = layer(x)
+        return x.flatten(1)
 
 
 class ConvDecoder(nn.Module):
@@ -108,9 +141,21 @@ class ConvDecoder(nn.Module):
         layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
         self.in_dim = in_dim
+        # numerics only: stride-2 layers with <= SUBPIXEL_CHANNELS output channels run in the
+        # sub-pixel form (dive_pyro.core.fastconv), 1.5-2.5x faster on CPU
+        self.subpixel = False
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.net(latent.reshape(-1, self.in_dim, 1, 1))
+        x = latent.reshape(-1, self.in_dim, 1, 1)
+        if not self.subpixel or torch.is_autocast_enabled(x.device.type):  # (autocast: torch's dtypes)
+            return self.net(x)
+        for layer in self.net:
+            thin = _subpixel_layer(layer, layer.out_channels if isinstance(layer, nn.ConvTranspose2d) else 0)
+            if thin and type(x) is torch.Tensor:  # (subclasses: see fastconv)
+                x = conv_transpose_s2(x, layer.weight)
+            else:
+                x = layer(x)
+        return x
 
 
 class MLP(nn.Sequential):

@@ -69,11 +69,15 @@ def _interpolation(coords: torch.Tensor, size: int) -> torch.Tensor:
     ``f``, for the pixel coordinate ``u = ((c + 1)·size − 1)/2`` and ``f = u − floor(u)``."""
     u = ((coords + 1) * size - 1) / 2
     u0 = u.detach().floor()
-    frac = (u - u0)[..., None]
-    idx = torch.arange(size, dtype=u.dtype, device=u.device)
-    lower = (idx == u0[..., None]).to(u.dtype)
-    upper = (idx == u0[..., None] + 1).to(u.dtype)
-    return lower + frac * (upper - lower)
+    frac = u - u0
+    # two scatter-adds into zeros instead of full-size one-hot comparisons: corners outside
+    # 0..size-1 are clamped to the border with weight 0 (the add keeps a border pixel's own weight)
+    lo = u0.long()
+    weights = u.new_zeros(*u.shape, size)
+    for corner, weight in ((lo, 1 - frac), (lo + 1, frac)):
+        inside = (corner >= 0) & (corner < size)
+        weights.scatter_add_(-1, corner.clamp(0, size - 1)[..., None], (weight * inside)[..., None])
+    return weights
 
 
 def _check(method: str, allowed: tuple[str, ...], name: str) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 
 from dive_pyro.data.batch import SceneBatch
@@ -209,8 +210,19 @@ def bounce_trajectory(start: torch.Tensor, theta: torch.Tensor, step_length: flo
     Frame ``t`` is recorded after step ``t + 1`` (the official order); per axis, a coordinate
     ``<= 0`` is set to 0 and ``>= 1`` to 1, and that velocity component flips.
     """
-    pos = start.clone()
     vel = step_length * torch.stack((torch.cos(theta), torch.sin(theta)), dim=-1)
+    if start.device.type == "cpu" and not start.requires_grad:
+        # the same IEEE operations in numpy, whose per-call cost is ~10x lower than torch's
+        p, v = start.numpy(), vel.numpy()
+        track = np.empty((*p.shape[:-1], num_frames, 2), dtype=p.dtype)
+        for t in range(num_frames):
+            p = p + v
+            low, high = p <= 0, p >= 1
+            p = np.where(low, 0.0, np.where(high, 1.0, p)).astype(p.dtype, copy=False)
+            v = np.where(low | high, -v, v)
+            track[..., t, :] = p
+        return torch.from_numpy(track)
+    pos = start.clone()
     out = []
     for _ in range(num_frames):
         pos = pos + vel

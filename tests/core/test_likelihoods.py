@@ -34,3 +34,20 @@ def test_values_are_validated_with_the_global_setting_and_bad_scales_rejected():
     for bad in (0.0, -1.0, torch.tensor(0.3)):
         with pytest.raises(ValueError, match="scale must be a positive number"):
             ScalarScaleNormal(loc, bad)
+
+
+def test_log_prob_gradients_equal_autograd_of_the_formula_bit_for_bit():
+    import math
+
+    torch.manual_seed(1)
+    for loc_shape in ((2, 3, 4), (1, 3, 1)):  # same shape and broadcast
+        loc = torch.rand(loc_shape, requires_grad=True)
+        x = torch.rand(2, 3, 4, requires_grad=True)
+        g = torch.randn(2, 3, 4)
+        ours = ScalarScaleNormal(loc, 0.3).log_prob(x)
+        ref = (x - loc).square().mul(-0.5 / 0.3**2).sub(math.log(0.3) + 0.5 * math.log(2 * math.pi))
+        assert torch.equal(ours, ref)
+        for a, b in zip(torch.autograd.grad(ours, (x, loc), g), torch.autograd.grad(ref, (x, loc), g), strict=True):
+            torch.testing.assert_close(
+                a, b, rtol=0 if loc_shape == (2, 3, 4) else 1e-6, atol=0 if loc_shape == (2, 3, 4) else 1e-6
+            )

@@ -124,3 +124,21 @@ def test_cuda_placement_and_crops_equal_the_reference():
         crop_objects(frames, pose[:, :, 0], 8, method="affine_grid"),
     )
     torch.testing.assert_close(crops, ref_crops, rtol=1e-4, atol=1e-5)
+
+
+def test_interpolation_weights_are_the_one_hot_bilinear_formula_bit_for_bit():
+    from dive_pyro.core.stn import _interpolation
+
+    # corners inside, on the border, partly and far outside the sprite (u from -3 to size + 2)
+    coords = torch.linspace(-1.6, 1.6, 37, dtype=torch.float64).reshape(1, 37).repeat(2, 1).requires_grad_()
+    size = 8
+    u = ((coords + 1) * size - 1) / 2
+    u0 = u.detach().floor()
+    frac = (u - u0)[..., None]
+    idx = torch.arange(size, dtype=u.dtype)
+    lower, upper = (idx == u0[..., None]).to(u.dtype), (idx == u0[..., None] + 1).to(u.dtype)
+    expected = lower + frac * (upper - lower)
+    got = _interpolation(coords, size)
+    assert torch.equal(got, expected)
+    g = torch.randn_like(got)
+    assert torch.equal(*(torch.autograd.grad(w, coords, g, retain_graph=True)[0] for w in (got, expected)))

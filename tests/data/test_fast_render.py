@@ -28,6 +28,24 @@ def test_training_batch_equals_generate_then_downsample(scenario, factor):
     SceneBatch.validate(fast)  # what the public constructor would check holds
 
 
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_odd_occlusion_removals_and_blank_digits_equal_generate_then_downsample(factor):
+    # occluded rows not a multiple of f (pooled rows straddle the boundary), removed objects inside
+    # the occlusion, and a digit without ink (always missing, wherever it is)
+    g = torch.Generator().manual_seed(3)
+    digits = (torch.rand(5, 28, 28, generator=g) > 0.7).to(torch.uint8) * 200
+    digits[0] = 0
+    digits[1, :20] = 0  # ink only in the lowest rows
+    kwargs = dict(num_frames=6, num_observed=4, digits=digits, occluded_rows=31, num_missing=1, start_range=(1, 2))
+    ref = generate("occlusion", 12, seed=4, **kwargs).downsample(factor)
+    fast = generate_training_batch("occlusion", 12, seed=4, downsample=factor, **kwargs)
+    assert ref.missing.any() and not ref.missing.all()
+    for name in EXACT:
+        assert torch.equal(getattr(fast, name), getattr(ref, name)), name
+    for name in ("observed", "complete"):
+        torch.testing.assert_close(getattr(fast, name), getattr(ref, name), rtol=0, atol=0 if factor == 1 else 1.2e-7)
+
+
 def test_a_wrong_composite_is_caught():
     # the comparison above can fail: compositing by sum instead of max differs where digits overlap
     ref = generate("complete", 16, seed=2)
@@ -54,3 +72,16 @@ def test_cuda_training_batch_equals_cpu(scenario):
     gpu = generate_training_batch(scenario, 4, seed=5, downsample=2, device="cuda").to("cpu")
     for name in ("observed", "complete", *EXACT):
         assert torch.equal(getattr(gpu, name), getattr(cpu, name)), name
+
+
+def test_two_by_two_pooling_of_uint8_frames_is_the_sum_over_1020_rounded_once():
+    from dive_pyro.data.fast_render import _pool
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (5, 8, 12), generator=g, dtype=torch.uint8)
+    frames[0] = 255  # the largest sums (1020) must not carry into the neighbouring pixel
+    expected = frames.reshape(5, 4, 2, 6, 2).sum((2, 4)).float().div(1020.0).unsqueeze(1)
+    assert torch.equal(_pool(frames, 2), expected)
+    scratch = frames.clone()
+    assert torch.equal(_pool(scratch, 2, overwrite=True), expected)  # without temporaries
+    assert torch.equal(_pool(frames[:, :, :8], 2), expected[..., :4])  # not contiguous: the generic path

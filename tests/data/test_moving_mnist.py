@@ -280,3 +280,15 @@ def test_bad_input_names_parameter(kwargs, error, match):
     args = {"scenario": "out_of_scene", "num_sequences": 2, "seed": 0, "digits": random_digits(2)} | kwargs
     with pytest.raises(error, match=match):
         generate(**args)
+
+
+def test_bounce_trajectory_numpy_loop_equals_the_torch_loop_bit_for_bit():
+    from dive_pyro.data.moving_mnist import bounce_trajectory
+
+    g = torch.Generator().manual_seed(0)
+    start = torch.rand(64, 2, 2, dtype=torch.float64, generator=g)
+    theta = 2 * torch.pi * torch.rand(64, 2, dtype=torch.float64, generator=g)
+    fast = bounce_trajectory(start, theta, 0.15, 40)  # numpy on CPU
+    ref = bounce_trajectory(start.clone().requires_grad_(), theta, 0.15, 40).detach()  # the torch loop
+    assert fast.dtype == ref.dtype and torch.equal(fast, ref)
+    assert ((fast == 0) | (fast == 1)).any()  # the walls were hit

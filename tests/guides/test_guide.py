@@ -182,3 +182,30 @@ def test_posterior_scales_start_at_the_prior_scales():
     official = DiveGuide(DiveConfig.tiny(batch_norm=False, prior_scale_init=False)).eval()
     (_, scale0), (_, scale) = official.pose_posterior(h_y, torch.ones(B, N, K), state, T)
     torch.testing.assert_close(scale, torch.full_like(scale, 0.6931), rtol=0.1, atol=0)  # softplus(0)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("stateful", [True, False])
+def test_feedback_lstm_equals_calling_the_lstm_step_by_step(layers, stateful):
+    from dive_pyro.guides.dive import _feedback_lstm
+
+    torch.manual_seed(0)
+    rnn = torch.nn.LSTM(5, 5, layers, batch_first=True)
+    x0 = torch.randn(4, 5, requires_grad=True)
+    state = (torch.randn(layers, 4, 5, requires_grad=True), torch.randn(layers, 4, 5, requires_grad=True))
+    x, s, ref = x0[:, None], state, []
+    for _ in range(3):
+        x, s = rnn(x, s if stateful else None)
+        ref.append(x)
+    ref = torch.cat(ref, 1)
+    out = _feedback_lstm(rnn, x0, state, 3, stateful)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    weight = torch.randn_like(ref)
+    inputs = [x0, *state, *rnn.parameters()]
+    g_ref = torch.autograd.grad((ref * weight).sum(), inputs, allow_unused=True)
+    g_out = torch.autograd.grad((out * weight).sum(), inputs, allow_unused=True)
+    for a, b in zip(g_out, g_ref, strict=True):
+        if b is None:
+            assert a is None or not a.abs().sum()
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

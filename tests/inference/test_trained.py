@@ -73,6 +73,7 @@ def test_shipped_checkpoint_gives_the_same_metrics_with_reference_kernels():
     for module in (ref.model, ref.guide):
         module.config = dataclasses.replace(module.config, kernels="reference")
     ref.guide.object_encoder.channels_last = False  # as built with kernels="reference"
+    ref.guide.object_encoder.subpixel = ref.guide.frame_encoder.subpixel = ref.model.decoder.subpixel = False
     batch = fixed_test_set_for(fast.config, num_sequences=16)
     results = []
     for trained in (fast, ref):

@@ -31,7 +31,9 @@ for seed in $SEEDS; do
       .venv/bin/python benchmarks/table1.py train --size cpu --scenario "$scenario" \
         --variant "$variant" --seed "$seed" --sequences "$SEQUENCES" --root "$ROOT" --resume &
       echo $! > "$ROOT/train-$variant.pid"
-      wait $! || { echo "[campaign] $(date -u +%FT%TZ) $scenario-$variant-s$seed stopped (rc $?)"; exit 0; }
+      wait $!
+      rc=$?
+      if [ "$rc" -ne 0 ]; then echo "[campaign] $(date -u +%FT%TZ) $scenario-$variant-s$seed stopped (rc $rc)"; exit 0; fi
       if [ -f "$ROOT/stop" ]; then echo "[campaign] $(date -u +%FT%TZ) stop file: stopping"; exit 0; fi
     done
   done

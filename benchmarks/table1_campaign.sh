@@ -28,6 +28,8 @@ echo "[campaign] $(date -u +%FT%TZ) start in $(pwd) at $(git rev-parse HEAD), va
 for seed in $SEEDS; do
   for scenario in out_of_scene occlusion elastic; do
     for variant in $VARIANTS; do
+      # a finished (scored) run is skipped here, so that the stop file only ever follows real training
+      [ -f "$ROOT/cpu/$scenario-$variant-s$seed/metrics.json" ] && continue
       .venv/bin/python benchmarks/table1.py train --size cpu --scenario "$scenario" \
         --variant "$variant" --seed "$seed" --sequences "$SEQUENCES" --root "$ROOT" --resume &
       echo $! > "$ROOT/train-$variant.pid"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CPU campaign of benchmarks/table1.py: the `--size cpu` runs one after another in one background
-# slot (one thread each), seed 0 of every scenario first. Two slots use the two cores, one variant
+# slot (one thread each), seed 0 of every Moving-MNIST scenario first, then seed 1, then the
+# pedestrians pair (Table 2's stand-in; needs data/vtest.avi: `make data/vtest.avi`). Two slots use the two cores, one variant
 # each (VARIANTS=dive / VARIANTS=ddpae), so that they never reach the same run. Run it from a FROZEN
 # checkout (a git worktree nobody edits) so that ongoing edits cannot break a running process; each
 # run folder records the commit it was started (and resumed) from in provenance.json.
@@ -25,19 +26,22 @@ cd "$(dirname "$0")/.."
 mkdir -p "$ROOT"
 rm -f "$ROOT/stop"
 echo "[campaign] $(date -u +%FT%TZ) start in $(pwd) at $(git rev-parse HEAD), variants $VARIANTS, budget $SEQUENCES sequences per run"
-for seed in $SEEDS; do
-  for scenario in out_of_scene occlusion elastic; do
-    for variant in $VARIANTS; do
-      # a finished (scored) run is skipped here, so that the stop file only ever follows real training
-      [ -f "$ROOT/cpu/$scenario-$variant-s$seed/metrics.json" ] && continue
-      .venv/bin/python benchmarks/table1.py train --size cpu --scenario "$scenario" \
-        --variant "$variant" --seed "$seed" --sequences "$SEQUENCES" --root "$ROOT" --resume &
-      echo $! > "$ROOT/train-$variant.pid"
-      wait $!
-      rc=$?
-      if [ "$rc" -ne 0 ]; then echo "[campaign] $(date -u +%FT%TZ) $scenario-$variant-s$seed stopped (rc $rc)"; exit 0; fi
-      if [ -f "$ROOT/stop" ]; then echo "[campaign] $(date -u +%FT%TZ) stop file: stopping"; exit 0; fi
-    done
+RUNS=()
+for seed in $SEEDS; do for scenario in out_of_scene occlusion elastic; do RUNS+=("$scenario:$seed"); done; done
+for seed in $SEEDS; do RUNS+=("pedestrians:$seed"); done
+for run in "${RUNS[@]}"; do
+  scenario=${run%:*}
+  seed=${run#*:}
+  for variant in $VARIANTS; do
+    # a finished (scored) run is skipped here, so that the stop file only ever follows real training
+    [ -f "$ROOT/cpu/$scenario-$variant-s$seed/metrics.json" ] && continue
+    .venv/bin/python benchmarks/table1.py train --size cpu --scenario "$scenario" \
+      --variant "$variant" --seed "$seed" --sequences "$SEQUENCES" --root "$ROOT" --resume &
+    echo $! > "$ROOT/train-$variant.pid"
+    wait $!
+    rc=$?
+    if [ "$rc" -ne 0 ]; then echo "[campaign] $(date -u +%FT%TZ) $scenario-$variant-s$seed stopped (rc $rc)"; exit 0; fi
+    if [ -f "$ROOT/stop" ]; then echo "[campaign] $(date -u +%FT%TZ) stop file: stopping"; exit 0; fi
   done
 done
 rm -f "$ROOT"/train-*.pid

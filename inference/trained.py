@@ -87,9 +87,7 @@ def fixed_test_set_for(
             raise ValueError(
                 f"the model was trained on {config.scenario!r}; its data options do not describe {scenario!r}"
             )
-        if split != "test":
-            raise ValueError(f"{scenario!r} has no separate validation set here")
-        return window_pool(scenario, options, "test")[:num_sequences]
+        return window_pool(scenario, options, split)[:num_sequences]
     factor = options.pop("downsample", 1)
     if scenario != config.scenario:  # scenario-specific options belong to the training scenario
         options = {

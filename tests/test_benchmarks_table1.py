@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dive_pyro.data.pedestrians import default_vtest_path
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 spec = importlib.util.spec_from_file_location("table1", BENCH / "table1.py")
@@ -97,3 +99,29 @@ def test_configs_share_budget_schedule_and_data_across_models(size, scenario, tm
     assert dive.data_options() == ddpae.data_options()
     if scenario == "occlusion":  # the official extra missing step, so that Rec measures imputation
         assert dive.data["num_missing"] == 1 and dive.data["start_range"] == "official"
+
+
+@pytest.mark.skipif(not default_vtest_path().is_file(), reason="vtest.avi not fetched (make data/vtest.avi)")
+def test_table1_toy_pedestrians_pair_trains_with_a_held_out_validation_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "runs"
+    assert table1.main(["run", "--size", "toy", "--scenario", "pedestrians", "--seed", "0", "--root", str(root)]) == 0
+    for variant in ("dive", "ddpae"):
+        run = root / "toy" / f"pedestrians-{variant}-s0"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["model"]["num_sequences"] == 16 and metrics["step"] == 16
+        assert metrics["imputed"]["rec_missing"]["mse"] >= 0  # the blanked input frame is scored
+        curve = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
+        assert [p["step"] for p in curve] == [8, 16]
+    report = (root / "toy" / "report" / "table1.md").read_text()
+    assert "### pedestrians" in report and "Table 2 is MOTSChallenge" in report and "Paired DIVE − DDPAE" in report
+
+
+def test_pedestrians_configs_share_schedule_and_hold_out_validation_frames(tmp_path):
+    dive, ddpae = (
+        table1.make_config("cpu", "pedestrians", v, 0, tmp_path / v, 1_000_000, False) for v in ("dive", "ddpae")
+    )
+    assert dive.scenario == "pedestrians" and dive.model.num_objects == 3 and dive.num_steps() == 62_500
+    assert dive.data["validation_fraction"] == 0.1 and dive.data_options() == ddpae.data_options()
+    with pytest.raises(ValueError, match="--size cpu"):
+        table1.make_config("paper", "pedestrians", "dive", 0, tmp_path / "p", 1_000_000, False)

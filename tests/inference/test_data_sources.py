@@ -55,6 +55,24 @@ def test_windows_split_in_time_and_batches_are_pure_functions_of_the_seed(tmp_pa
         window_pool("mots", dict(OPTIONS, path=""), "train")
 
 
+def test_a_validation_split_is_held_out_of_training_between_train_and_test(tmp_path):
+    options = dict(OPTIONS, path=str(_write_mots(tmp_path)), validation_fraction=0.3)
+    pools = {split: window_pool("mots", options, split) for split in ("train", "validation", "test")}
+    # frames 1-15 train, 16-24 validation (test_stride 3, its own corruption seed), 25-30 test
+    assert pools["train"].meta["frames"][-1] == list(range(9, 15)) and pools["train"].batch_size == 5
+    assert pools["validation"].meta["frames"] == [list(range(16, 22)), list(range(19, 25))]
+    assert pools["test"].meta["frames"] == [list(range(25, 31))]
+    assert pools["validation"].meta["seed"] != pools["test"].meta["seed"]
+    unsplit = window_pool("mots", dict(options, validation_fraction=0), "test")
+    assert torch.equal(unsplit.observed, pools["test"].observed)
+    with pytest.raises(ValueError, match="no validation split"):
+        window_pool("mots", dict(OPTIONS, path=options["path"]), "validation")
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        window_pool("mots", dict(options, validation_fraction=0.8), "train")
+    with pytest.raises(ValueError, match="split must be one of"):
+        window_pool("mots", options, "val")
+
+
 def test_train_and_evaluate_on_a_mots_folder(tmp_path):
     root = _write_mots(tmp_path / "mots")
     overrides = [

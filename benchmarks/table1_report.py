@@ -352,25 +352,40 @@ def validation_baselines(runs: list[dict], num_val: int) -> dict[str, dict[str, 
     return out
 
 
+PLATEAU = 0.95  # a run has left the "render nothing" plateau when its model Rec is below 0.95 x the zeros baseline's
+
+
+def plateau_exit(points: list[dict], zeros_rec: float) -> int | None:
+    """Training sequences at the first validation point whose model Rec MSE is below ``PLATEAU``
+    times the zeros baseline's (None: still rendering nothing, as far as the curve shows)."""
+    return next((p["sequences"] for p in points if p["model_rec_mse"] < PLATEAU * zeros_rec), None)
+
+
 def validation_table(runs: list[dict], baselines: dict) -> str:
-    """The latest validation point of every run, next to the baselines on the same validation set."""
+    """The latest validation point of every run, next to the baselines on the same validation set,
+    and where the run left the "render nothing" plateau (model Rec = the zeros baseline's)."""
     keys = [
         f"{kind}_{group}_mse"
         for kind in ("model", "imputed")
         for group, _ in ROWS
         if (kind, group) != ("imputed", "pred")
     ]
-    head = "| run | training sequences | " + " | ".join(k.replace("_mse", "").replace("_", " ") for k in keys) + " |"
-    lines = [head, "|---" * (len(keys) + 2) + "|"]
+    names = " | ".join(k.replace("_mse", "").replace("_", " ") for k in keys)
+    head = f"| run | training sequences | {names} | left the zeros plateau at (sequences) |"
+    lines = [head, "|---" * (len(keys) + 3) + "|"]
     for r in runs:
         pts = read_log(r["dir"] / "validation.jsonl")
         if pts:
             p = pts[-1]
-            lines.append(f"| {r['name']} | {p['sequences']:,} | " + " | ".join(f"{p[k]:.2f}" for k in keys) + " |")
+            zeros = baselines.get(r["scenario"], {}).get("zeros")
+            exit_at = plateau_exit(pts, zeros["rec"]["mse"]) if zeros else None
+            left = "—" if zeros is None else ("not yet" if exit_at is None else f"{exit_at:,}")
+            cells = " | ".join(f"{p[k]:.2f}" for k in keys)
+            lines.append(f"| {r['name']} | {p['sequences']:,} | {cells} | {left} |")
     for scenario, rows in baselines.items():
         for name, res in rows.items():
-            cells = [f"{res[k.split('_', 1)[1][:-4]]['mse']:.2f}" for k in keys]
-            lines.append(f"| {scenario} {name} | — | " + " | ".join(cells) + " |")
+            cells = " | ".join(f"{res[k.split('_', 1)[1][:-4]]['mse']:.2f}" for k in keys)
+            lines.append(f"| {scenario} {name} | — | {cells} | — |")
     return "\n".join(lines)
 
 

@@ -125,3 +125,11 @@ def test_pedestrians_configs_share_schedule_and_hold_out_validation_frames(tmp_p
     assert dive.data["validation_fraction"] == 0.1 and dive.data_options() == ddpae.data_options()
     with pytest.raises(ValueError, match="--size cpu"):
         table1.make_config("paper", "pedestrians", "dive", 0, tmp_path / "p", 1_000_000, False)
+
+
+def test_plateau_exit_is_the_first_validation_point_below_the_zeros_baseline():
+    import table1_report
+
+    points = [{"sequences": 40_000 * k, "model_rec_mse": v} for k, v in enumerate([18.3, 18.24, 17.9, 15.1, 18.0], 1)]
+    assert table1_report.plateau_exit(points, zeros_rec=18.24) == 160_000  # 17.9 is within 5 % of 18.24
+    assert table1_report.plateau_exit(points[:3], zeros_rec=18.24) is None

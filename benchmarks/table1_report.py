@@ -152,18 +152,26 @@ def _mean_sd(values: list[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def _paired(a: list[list], b: list[list]) -> tuple[float, float, int] | None:
-    """Mean ± SE over sequences of (seed-mean a) − (seed-mean b), sequences with values in all runs."""
-    diffs = []
+def _paired(a: list[list], b: list[list], weights: list[float] | None = None) -> tuple[float, float, int] | None:
+    """Mean ± SE over sequences of (seed-mean a) − (seed-mean b), sequences with values in all runs.
+
+    ``weights`` (a sequence's number of scored frames, for Rec-missing): the weighted mean, which is
+    the difference of the pooled per-frame means in the table's columns, with its ratio-estimator SE
+    (``sqrt(sum w² (d - D)²) / sum w``, times ``sqrt(n / (n - 1))``)."""
+    diffs, ws = [], []
     for i in range(len(a[0])):
         xa, xb = [r[i] for r in a], [r[i] for r in b]
-        if None in xa or None in xb:
+        if None in xa or None in xb or (weights is not None and weights[i] == 0):
             continue
         diffs.append(sum(xa) / len(xa) - sum(xb) / len(xb))
-    if len(diffs) < 2:
+        ws.append(1.0 if weights is None else float(weights[i]))
+    n = len(diffs)
+    if n < 2:
         return None
-    mean, sd = _mean_sd(diffs)
-    return mean, sd / math.sqrt(len(diffs)), len(diffs)
+    total = sum(ws)
+    mean = sum(w * d for w, d in zip(ws, diffs, strict=True)) / total
+    spread = sum(w * w * (d - mean) ** 2 for w, d in zip(ws, diffs, strict=True))
+    return mean, math.sqrt(spread * n / (n - 1)) / total, n
 
 
 def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | None) -> tuple[str, dict]:
@@ -213,8 +221,10 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
             lines.append(f"| {label} {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Paired DIVE − DDPAE on the same test sequences (seed-mean per-sequence MSE; ± standard error over "
-        "sequences, which leaves out seed-to-seed spread — see the ± sd columns above):",
+        "Paired DIVE − DDPAE on the same test sequences (seed-mean per-sequence MSE; Rec-missing weighted by "
+        "each sequence's number of frames with a missing object, so that every difference is the difference "
+        "of the pooled columns above; ± standard error over sequences, which leaves out seed-to-seed spread — "
+        "see the ± sd columns above):",
         "",
     ]
     seqs = {
@@ -223,10 +233,12 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
     }
     if seqs["dive"] and seqs["ddpae"]:
         lines += ["| | model rendering | imputed video |", "|---|---|---|"]
+        frames_missing = batch.missing.any(1)[:, : batch.num_observed].sum(1).tolist()
         for group, label in ROWS:
             cells = []
+            weights = frames_missing if group == "rec_missing" else None
             for kind in ("model", "imputed"):
-                p = _paired([s[kind][group] for s in seqs["dive"]], [s[kind][group] for s in seqs["ddpae"]])
+                p = _paired([s[kind][group] for s in seqs["dive"]], [s[kind][group] for s in seqs["ddpae"]], weights)
                 cells.append("—" if p is None else f"{p[0]:+.2f} ± {p[1]:.2f} (n={p[2]})")
                 payload.setdefault("paired", {})[f"{kind}_{group}_mse"] = p
             lines.append(f"| {label} MSE | " + " | ".join(cells) + " |")

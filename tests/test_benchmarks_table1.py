@@ -133,3 +133,25 @@ def test_plateau_exit_is_the_first_validation_point_below_the_zeros_baseline():
     points = [{"sequences": 40_000 * k, "model_rec_mse": v} for k, v in enumerate([18.3, 18.24, 17.9, 15.1, 18.0], 1)]
     assert table1_report.plateau_exit(points, zeros_rec=18.24) == 160_000  # 17.9 is within 5 % of 18.24
     assert table1_report.plateau_exit(points[:3], zeros_rec=18.24) is None
+
+
+def test_paired_difference_weighted_by_missing_frames_equals_the_difference_of_pooled_means():
+    import math
+
+    import table1_report
+
+    counts = [1, 2, 0, 3]  # frames with a missing object per sequence
+    dive = [[2.0, 1.0, None, 4.0]]  # per-sequence mean MSE over those frames
+    ddpae = [[3.0, 5.0, None, 4.5]]
+    pooled = {
+        name: sum(c * v for c, v in zip(counts, runs[0], strict=True) if v is not None) / sum(counts)
+        for name, runs in (("dive", dive), ("ddpae", ddpae))
+    }
+    mean, se, n = table1_report._paired(dive, ddpae, counts)
+    assert n == 3 and math.isclose(mean, pooled["dive"] - pooled["ddpae"])
+    d = [-1.0, -4.0, -0.5]
+    w = [1, 2, 3]
+    expected = math.sqrt(sum(wi * wi * (di - mean) ** 2 for wi, di in zip(w, d, strict=True)) * 3 / 2) / 6
+    assert math.isclose(se, expected)
+    plain = table1_report._paired(dive, ddpae)  # unweighted: the plain mean of per-sequence differences
+    assert math.isclose(plain[0], sum(d) / 3) and plain[2] == 3

@@ -118,6 +118,7 @@ def _runs(size_dir: Path) -> list[dict]:
         log = [r for r in read_log(d / "log.jsonl") if "loss" in r]
         info["log_step"] = log[-1]["step"] + 1 if log else 0
         info["seq_per_s"] = sorted(r["seq_per_s"] for r in log[-200:])[len(log[-200:]) // 2] if log else None
+        info["hours"] = log[-1]["time"] / 3600 if log and "time" in log[-1] else None  # summed over resumes
         cfg = (d / "config.toml").read_text() if (d / "config.toml").is_file() else ""
         steps = [line.split("=")[1].strip() for line in cfg.splitlines() if line.startswith("steps =")]
         info["total"] = int(steps[0]) if steps else None
@@ -128,8 +129,8 @@ def _runs(size_dir: Path) -> list[dict]:
 
 def status_table(size_dir: Path) -> str:
     lines = [
-        "| run | step | of | training sequences | seq/s (median, last 200 logged steps) | test scored |",
-        "|---|---|---|---|---|---|",
+        "| run | step | of | training sequences | seq/s (median, last 200 logs) | train wall h | test scored |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in _runs(size_dir):
         batch = None
@@ -138,8 +139,9 @@ def status_table(size_dir: Path) -> str:
             batch = int(next(line for line in cfg.splitlines() if line.startswith("batch_size =")).split("=")[1])
         seqs = f"{r['log_step'] * batch:,}" if batch else "—"
         rate = f"{r['seq_per_s']:.0f}" if r["seq_per_s"] else "—"
+        hours = f"{r['hours']:.2f}" if r["hours"] is not None else "—"
         lines.append(
-            f"| {r['name']} | {r['log_step']:,} | {r['total'] or 0:,} | {seqs} | {rate} "
+            f"| {r['name']} | {r['log_step']:,} | {r['total'] or 0:,} | {seqs} | {rate} | {hours} "
             f"| {'yes' if r['metrics'] else 'no'} |"
         )
     return "\n".join(lines)

@@ -36,3 +36,20 @@ def test_readme_quotes_the_calibrated_models_metrics():
     model = next(v for k, v in json.loads(path.read_text()).items() if k.startswith("DIVE tiny-cpu-calibrated"))
     text = " ".join((ROOT / "README.md").read_text().split())
     assert f"Rec-missing / Pred MSE {model['rec_missing']['mse']:.2f} / {model['pred']['mse']:.2f}" in text
+
+
+def test_readme_quotes_the_committed_table1_at_cpu_scale():
+    table = json.loads((ROOT / "benchmarks" / "results" / "table1" / "table1.json").read_text())
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"### Table 1 at CPU scale(.*?)\n## ", text, re.S)
+    assert match, "README lost its 'Table 1 at CPU scale' section"
+    section = match.group(1)
+    for scenario, data in table.items():
+        columns = data.get("columns") or {}
+        dive = next((v for k, v in columns.items() if k.startswith("DIVE (n=")), None)
+        ddpae = next((v for k, v in columns.items() if k.startswith("DDPAE (n=")), None)
+        if dive is None or ddpae is None:
+            continue
+        row = [f"{c[f'{g}_mse']['mean']:.2f}" for g in ("rec", "rec_missing", "pred") for c in (dive, ddpae)]
+        for value in row:
+            assert value in section, (scenario, value)

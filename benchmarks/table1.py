@@ -75,8 +75,8 @@ TOY_MODEL = [
 ]
 
 
-def _preset(scenario: str, moving_mnist: str) -> str:
-    return "pedestrians" if scenario in REAL else moving_mnist
+def _cpu_preset(scenario: str) -> str:
+    return "pedestrians" if scenario in REAL else "tiny-cpu"
 
 
 def _toy_extra(scenario: str) -> list[str]:
@@ -98,7 +98,7 @@ def _paper_preset(scenario: str) -> str:
 # the validation and test sets, checkpoint every N seconds, log every N steps
 SIZES = {
     "toy": dict(
-        preset=lambda s: _preset(s, "tiny-cpu"),
+        preset=_cpu_preset,
         extra=_toy_extra,
         sequences=32,
         every=8,
@@ -108,7 +108,7 @@ SIZES = {
         log=1,
     ),
     "cpu": dict(
-        preset=lambda s: _preset(s, "tiny-cpu"),
+        preset=_cpu_preset,
         extra=lambda s: [],
         sequences=1_000_000,
         every=2500,

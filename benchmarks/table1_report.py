@@ -39,11 +39,16 @@ def _frames(trained, batch, imputed: bool, chunk: int = 64) -> torch.Tensor:
     return torch.cat(out)
 
 
+def _missing_input_frames(batch) -> torch.Tensor:
+    """``(B, K)``: the input frames in which some object is missing (the Rec-missing frames)."""
+    return batch.missing.any(1)[:, : batch.num_observed]
+
+
 def per_sequence_mse(frames: torch.Tensor, batch) -> dict[str, list[float | None]]:
     """Per sequence, the mean over a group's frames of the per-frame MSE (sum over scored pixels)."""
     fm = frame_metrics(frames, batch.complete, batch.scored)["mse"].double()  # (B, T)
     K = batch.num_observed
-    missing = batch.missing.any(1)[:, :K]
+    missing = _missing_input_frames(batch)
     out = {"rec": fm[:, :K].mean(1).tolist(), "pred": fm[:, K:].mean(1).tolist()}
     counts = missing.sum(1)
     sums = (fm[:, :K] * missing).sum(1)
@@ -235,7 +240,7 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
     }
     if seqs["dive"] and seqs["ddpae"]:
         lines += ["| | model rendering | imputed video |", "|---|---|---|"]
-        frames_missing = batch.missing.any(1)[:, : batch.num_observed].sum(1).tolist()
+        frames_missing = _missing_input_frames(batch).sum(1).tolist()
         for group, label in ROWS:
             cells = []
             weights = frames_missing if group == "rec_missing" else None

@@ -181,8 +181,29 @@ def _paired(a: list[list], b: list[list], weights: list[float] | None = None) ->
     return mean, math.sqrt(spread * n / (n - 1)) / total, n
 
 
+def _matched_seeds(done: list[dict]) -> tuple[list[dict], list[str]]:
+    """The finished runs whose seed has finished for both variants (like with like), and the others'
+    names; when no seed has both, every finished run (a table of one variant)."""
+    seeds = {v: {r["seed"] for r in done if r["variant"] == v} for v in ("dive", "ddpae")}
+    both = seeds["dive"] & seeds["ddpae"]
+    if not both:
+        return done, []
+    return [r for r in done if r["seed"] in both], [r["name"] for r in done if r["seed"] not in both]
+
+
+def beyond_seed_spread(per_seed: list[float], sds: list[float | None]) -> bool | None:
+    """Whether a DIVE − DDPAE difference is beyond the seed-to-seed spread: every seed's paired
+    difference has the same sign and the mean difference exceeds the larger sd over seeds of the two
+    models' columns. ``None`` with fewer than two seeds (no spread to compare with)."""
+    if len(per_seed) < 2 or any(sd is None for sd in sds):
+        return None
+    mean = sum(per_seed) / len(per_seed)
+    same_sign = all(d < 0 for d in per_seed) or all(d > 0 for d in per_seed)
+    return same_sign and abs(mean) > max(sds)
+
+
 def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | None) -> tuple[str, dict]:
-    done = [r for r in runs if r["scenario"] == scenario and r["metrics"]]
+    done, waiting = _matched_seeds([r for r in runs if r["scenario"] == scenario and r["metrics"]])
     if not done:
         return f"### {scenario}\n\nno finished runs yet.\n", {}
     trained = load_trained(done[0]["dir"] / "checkpoint.pt")
@@ -235,22 +256,49 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
         "",
     ]
     seqs = {
-        v: [json.loads((r["dir"] / "per_sequence.json").read_text()) for r in done if r["variant"] == v]
+        v: {r["seed"]: json.loads((r["dir"] / "per_sequence.json").read_text()) for r in done if r["variant"] == v}
         for v in ("dive", "ddpae")
     }
     if seqs["dive"] and seqs["ddpae"]:
-        lines += ["| | model rendering | imputed video |", "|---|---|---|"]
+        seeds = sorted({r["seed"] for r in done})
+        lines += [
+            "| | model rendering | imputed video | model rendering, per seed | beyond seed spread |",
+            "|---|---|---|---|---|",
+        ]
         frames_missing = _missing_input_frames(batch).sum(1).tolist()
         for group, label in ROWS:
             cells = []
             weights = frames_missing if group == "rec_missing" else None
             for kind in ("model", "imputed"):
-                p = _paired([s[kind][group] for s in seqs["dive"]], [s[kind][group] for s in seqs["ddpae"]], weights)
+                p = _paired(
+                    [s[kind][group] for s in seqs["dive"].values()],
+                    [s[kind][group] for s in seqs["ddpae"].values()],
+                    weights,
+                )
                 cells.append("—" if p is None else f"{p[0]:+.2f} ± {p[1]:.2f} (n={p[2]})")
                 payload.setdefault("paired", {})[f"{kind}_{group}_mse"] = p
+            per_seed = {
+                seed: _paired([seqs["dive"][seed]["model"][group]], [seqs["ddpae"][seed]["model"][group]], weights)
+                for seed in seeds
+            }
+            payload.setdefault("paired_by_seed", {})[f"model_{group}_mse"] = per_seed
+            cells.append("; ".join(f"s{k} {v[0]:+.2f} ± {v[1]:.2f}" for k, v in per_seed.items() if v) or "—")
+            sds = [payload["columns"][f"{v.upper()} (n={len(seeds)})"][f"{group}_mse"]["sd"] for v in ("dive", "ddpae")]
+            verdict = beyond_seed_spread([v[0] for v in per_seed.values() if v], sds)
+            payload.setdefault("beyond_seed_spread", {})[f"model_{group}_mse"] = verdict
+            cells.append({None: "— (one seed)", True: "yes", False: "no"}[verdict])
             lines.append(f"| {label} MSE | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Beyond seed spread: every seed's paired difference has the same sign and the mean difference "
+            "exceeds the larger of the two models' sd over seeds.",
+        ]
     else:
         lines.append("(needs finished runs of both variants)")
+    if waiting:
+        left = ", ".join(waiting)
+        lines += ["", f"Finished but left out until the other variant's run of the same seed finishes: {left}."]
+        payload["waiting"] = waiting
     return "\n".join(lines) + "\n", payload
 
 

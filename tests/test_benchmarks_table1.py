@@ -155,3 +155,26 @@ def test_paired_difference_weighted_by_missing_frames_equals_the_difference_of_p
     assert math.isclose(se, expected)
     plain = table1_report._paired(dive, ddpae)  # unweighted: the plain mean of per-sequence differences
     assert math.isclose(plain[0], sum(d) / 3) and plain[2] == 3
+
+
+def test_beyond_seed_spread_needs_one_sign_and_a_mean_above_both_sds():
+    import table1_report
+
+    assert table1_report.beyond_seed_spread([-0.9, -0.8], [0.3, 0.5]) is True
+    assert table1_report.beyond_seed_spread([-0.9, -0.8], [0.3, 0.9]) is False  # DDPAE's seeds spread more
+    assert table1_report.beyond_seed_spread([-2.0, 0.1], [0.1, 0.1]) is False  # the seeds disagree in sign
+    assert table1_report.beyond_seed_spread([-2.0], [None, None]) is None  # one seed: no spread to compare
+
+
+def test_the_table_compares_only_seeds_finished_for_both_variants():
+    import table1_report
+
+    runs = [
+        {"name": f"elastic-{v}-s{s}", "variant": v, "seed": s}
+        for v, s in (("dive", 0), ("ddpae", 0), ("dive", 1), ("ddpae", 2))
+    ]
+    kept, waiting = table1_report._matched_seeds(runs)
+    assert [r["name"] for r in kept] == ["elastic-dive-s0", "elastic-ddpae-s0"]
+    assert waiting == ["elastic-dive-s1", "elastic-ddpae-s2"]
+    alone = [r for r in runs if r["variant"] == "dive"]  # no seed of both: a one-variant table
+    assert table1_report._matched_seeds(alone) == (alone, [])

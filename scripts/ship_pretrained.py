@@ -33,10 +33,16 @@
     # its likelihood power for test-time refinement is chosen on validation videos by
     # benchmarks/posterior_compare.py --calibrate-powers (benchmarks/results/posterior_compare.md)
 
+    # one model per scenario: DIVE seed 0 of the Table-1 CPU campaign (benchmarks/table1.py; 1 M
+    # training sequences, 32x32, benchmarks/results/table1/), scored on its scenario's test set
+    for s in occlusion out_of_scene elastic; do
+        python scripts/ship_pretrained.py benchmarks/results/table1/cpu-$s-dive-s0 --name tiny-cpu-$s
+    done
+
 Writes ``dive_pyro/pretrained/<name>/`` (default ``tiny-cpu``): ``checkpoint.pt`` (the full training state, so the demo
 can resume it), ``config.toml``, ``log.jsonl`` (every ``--log-stride``-th step, to stay small) and
-``metrics.json``/``metrics.md`` (the fixed ``out_of_scene`` test set at the model's resolution, next
-to the baselines).
+``metrics.json``/``metrics.md`` (the fixed test set of the model's scenario, with its data options, at
+the model's resolution, next to the baselines).
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from pathlib import Path
 
 import torch
 
-from dive_pyro.inference import compare, load_config, load_trained, save_config
+from dive_pyro.inference import compare, fixed_test_set_for, load_config, load_trained, save_config
 
 RUN_CONTROL = {"resume": "false", "overwrite": "false", "max_seconds": "none", "init_from": "none"}
 PRETRAINED = Path(__file__).resolve().parents[1] / "dive_pyro" / "pretrained"
@@ -73,13 +79,14 @@ def main() -> None:
     kept = [line for line in lines if json.loads(line).get("step", 0) % args.log_stride == 0 or line is lines[-1]]
     (DEST / "log.jsonl").write_text("\n".join(kept) + "\n")
     trained = load_trained(DEST / "checkpoint.pt")
-    comparison = compare(
-        {f"DIVE {args.name} (step {trained.step})": trained}, "out_of_scene", num_sequences=args.num_sequences
-    )
+    # the model's own test set: its scenario with its data options (e.g. occlusion's extra missing step)
+    batch = fixed_test_set_for(trained.config, num_sequences=args.num_sequences)
+    comparison = compare({f"DIVE {args.name} (step {trained.step})": trained}, batch)
     (DEST / "metrics.json").write_text(json.dumps(comparison.results, indent=2))
     table = comparison.markdown
     (DEST / "metrics.md").write_text(
-        f"# Shipped {args.name} model on the fixed out_of_scene test set ({args.num_sequences} sequences)\n\n{table}\n"
+        f"# Shipped {args.name} model on the fixed {trained.config.scenario} test set "
+        f"({args.num_sequences} sequences)\n\n{table}\n"
     )
     print(table)
     print(f"shipped to {DEST}")

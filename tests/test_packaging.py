@@ -47,7 +47,8 @@ def test_wheel_contains_and_imports_every_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for pkg in PACKAGES:
         assert pkg.replace(".", "/") + "/__init__.py" in names, pkg
-    assert "dive_pyro/pretrained/tiny-cpu/checkpoint.pt" in names
+    for name in ("tiny-cpu", "tiny-cpu-occlusion", "tiny-cpu-out_of_scene", "tiny-cpu-elastic"):
+        assert f"dive_pyro/pretrained/{name}/checkpoint.pt" in names, name
     assert any(n.startswith("dive_pyro/data/assets/") and n.endswith(".npz") for n in names) or not list(
         (ROOT / "dive_pyro/data/assets").glob("*.npz")
     )

@@ -302,6 +302,50 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
     return "\n".join(lines) + "\n", payload
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.2f}".replace("-", "\u2212")
+
+
+def readme_table(payload: dict) -> str:
+    """The README's MSE table (``readme_table.md``): per scenario, mean (± sd over seeds) of each
+    column, the paired DIVE − DDPAE difference (± s.e. over sequences) and the seed-spread verdict."""
+    header = [
+        "scenario",
+        "",
+        "DIVE",
+        "DIVE imputed video",
+        "DDPAE",
+        "DDPAE imputed video",
+        "copy-last",
+        "zeros",
+        "paired DIVE − DDPAE",
+        "beyond seed spread",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for scenario, data in payload.items():
+        columns = data.get("columns") or {}
+        dive = next((k for k in columns if k.startswith("DIVE (n=")), None)
+        ddpae = next((k for k in columns if k.startswith("DDPAE (n=")), None)
+        if dive is None or ddpae is None:
+            continue
+        order = [dive, "DIVE imputed video", ddpae, "DDPAE imputed video", "copy-last", "zeros"]
+        seeds = dive[len("DIVE (") : -1]
+        for i, (group, label) in enumerate(ROWS):
+            cells = [f"{scenario} ({seeds})" if i == 0 else "", label]
+            for col in order:
+                v = columns.get(col, {}).get(f"{group}_mse")
+                if v is None or (group == "pred" and "imputed" in col):  # its future is the model's Pred
+                    cells.append("—")
+                    continue
+                cells.append(f"{v['mean']:.2f}" + (f" ± {v['sd']:.2f}" if v["sd"] is not None else ""))
+            p = (data.get("paired") or {}).get(f"model_{group}_mse")
+            cells.append("—" if p is None else f"{_signed(p[0])} ± {p[1]:.2f}")
+            verdict = (data.get("beyond_seed_spread") or {}).get(f"model_{group}_mse")
+            cells.append({None: "— (one seed)", True: "yes", False: "no"}[verdict])
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def failure_cases(scenario: str, runs: list[dict], path: Path, count: int = 3) -> Path | None:
     """Frame grids of the ``count`` test sequences where seed-0 DIVE's imputed video is worst relative
     to seed-0 DDPAE's on the missing steps: observed, truth, each model's imputed + predicted video."""
@@ -402,6 +446,7 @@ def write_report(
     text = "\n".join(parts)
     (out / "table1.md").write_text(text)
     (out / "table1.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    (out / "readme_table.md").write_text(readme_table(payload))
     return text
 
 

@@ -65,6 +65,7 @@ def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatc
     for name in ("checkpoint.pt", "config.toml", "log.jsonl", "validation.jsonl", "metrics.json", "provenance.json"):
         assert (dest / "toy-out_of_scene-ddpae-s0" / name).is_file(), name
     assert (dest / "table1.md").is_file() and (dest / "curves.png").is_file()
+    assert "| out_of_scene (n=1) | Rec |" in (dest / "readme_table.md").read_text()
     # restore: a lost run folder comes back from the collected files, and a present one is left alone
     shutil.rmtree(run)
     assert table1.main(["restore", "--size", "toy", "--root", str(root), "--dest", str(dest)]) == 0

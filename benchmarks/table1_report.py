@@ -293,6 +293,8 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
             "Beyond seed spread: every seed's paired difference has the same sign and the mean difference "
             "exceeds the larger of the two models' sd over seeds.",
         ]
+        floor_lines, payload["floor"] = _floor_lines(seqs, batch)
+        lines += floor_lines
     else:
         lines.append("(needs finished runs of both variants)")
     if waiting:
@@ -300,6 +302,57 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
         lines += ["", f"Finished but left out until the other variant's run of the same seed finishes: {left}."]
         payload["waiting"] = waiting
     return "\n".join(lines) + "\n", payload
+
+
+def rendering_floor(per_seq: dict[str, list], counts: list[int], num_input: int) -> dict[str, float]:
+    """Pooled model MSE on the input frames with nothing missing (``floor``: how well the model renders
+    what it sees) and on those with a missing object (``rec_missing``), and their difference
+    (``excess``: what the missing objects add), from one run's per-sequence scores. ``counts``: each
+    sequence's number of input frames with a missing object; ``num_input``: K."""
+    total = missing = 0.0
+    n_missing = sum(counts)
+    for rec, rec_missing, c in zip(per_seq["rec"], per_seq["rec_missing"], counts, strict=True):
+        total += rec * num_input
+        missing += rec_missing * c if c else 0.0
+    n_rest = num_input * len(counts) - n_missing
+    floor = (total - missing) / n_rest if n_rest else float("nan")
+    rec_missing = missing / n_missing if n_missing else float("nan")
+    return {"floor": floor, "rec_missing": rec_missing, "excess": rec_missing - floor}
+
+
+def _floor_lines(seqs: dict[str, dict], batch) -> tuple[list[str], dict]:
+    counts, num_input = _missing_input_frames(batch).sum(1).tolist(), batch.num_observed
+    rows, payload = [], {}
+    for v in ("dive", "ddpae"):
+        per_seed = [rendering_floor(s["model"], counts, num_input) for s in seqs[v].values()]
+        payload[v] = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in ("floor", "rec_missing", "excess")}
+        f = payload[v]
+        rows.append(f"| {v.upper()} | {f['floor']:.2f} | {f['rec_missing']:.2f} | {_signed(f['excess'])} |")
+    payload["ratio_at_dive_floor"] = payload["dive"]["floor"] / payload["ddpae"]["rec_missing"]
+    lines = [
+        "",
+        "Rendering floor (model MSE on the input frames with nothing missing, seed mean) against Rec-missing: "
+        "the excess is what the missing objects add. A DIVE that imputed the missing objects as well as it "
+        "renders the seen ones would score about its floor on them: a Rec-missing ratio of "
+        f"{payload['ratio_at_dive_floor']:.2f} (DIVE floor / DDPAE Rec-missing); lower needs better rendering, "
+        "not better imputation.",
+        "",
+        "| | floor | Rec-missing | excess |",
+        "|---|---|---|---|",
+        *rows,
+    ]
+    # the two kinds of frame are comparable only if they hold as much to score (occlusion hides its
+    # objects in the unscored top half)
+    missing = _missing_input_frames(batch)
+    mass = (batch.complete[:, :num_input] * batch.scored[:, :num_input]).sum((2, 3, 4))
+    payload["scored_mass"] = {"missing": float(mass[missing].mean()), "rest": float(mass[~missing].mean())}
+    lines += [
+        "",
+        f"Scored ground-truth intensity per frame: {payload['scored_mass']['missing']:.1f} on the frames with a "
+        f"missing object, {payload['scored_mass']['rest']:.1f} on the others (where these differ, the excess "
+        "mixes imputation with how much there is to score).",
+    ]
+    return lines, payload
 
 
 def _signed(value: float) -> str:

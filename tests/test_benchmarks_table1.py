@@ -179,3 +179,17 @@ def test_the_table_compares_only_seeds_finished_for_both_variants():
     assert waiting == ["elastic-dive-s1", "elastic-ddpae-s2"]
     alone = [r for r in runs if r["variant"] == "dive"]  # no seed of both: a one-variant table
     assert table1_report._matched_seeds(alone) == (alone, [])
+
+
+def test_rendering_floor_splits_input_frames_into_nothing_missing_and_missing():
+    import math
+
+    import table1_report
+
+    # K = 4 input frames; per-frame MSE of sequence 0: [1, 1, 5, 5] (frames 2, 3 missing an object),
+    # sequence 1: [2, 2, 2, 6] (frame 3), sequence 2: [3, 3, 3, 3] (nothing missing)
+    per_seq = {"rec": [3.0, 3.0, 3.0], "rec_missing": [5.0, 6.0, None]}
+    got = table1_report.rendering_floor(per_seq, [2, 1, 0], num_input=4)
+    floor = (1 + 1 + 2 + 2 + 2 + 3 * 4) / 9
+    assert math.isclose(got["floor"], floor) and math.isclose(got["rec_missing"], 16 / 3)
+    assert math.isclose(got["excess"], 16 / 3 - floor)

@@ -321,37 +321,43 @@ def rendering_floor(per_seq: dict[str, list], counts: list[int], num_input: int)
 
 
 def _floor_lines(seqs: dict[str, dict], batch) -> tuple[list[str], dict]:
-    counts, num_input = _missing_input_frames(batch).sum(1).tolist(), batch.num_observed
+    missing, num_input = _missing_input_frames(batch), batch.num_observed
+    counts = missing.sum(1).tolist()
     rows, payload = [], {}
     for v in ("dive", "ddpae"):
         per_seed = [rendering_floor(s["model"], counts, num_input) for s in seqs[v].values()]
         payload[v] = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in ("floor", "rec_missing", "excess")}
         f = payload[v]
         rows.append(f"| {v.upper()} | {f['floor']:.2f} | {f['rec_missing']:.2f} | {_signed(f['excess'])} |")
-    payload["ratio_at_dive_floor"] = payload["dive"]["floor"] / payload["ddpae"]["rec_missing"]
+    # the two kinds of frame are comparable only if they hold as much to score (occlusion hides most
+    # of its missing objects in the unscored top half)
+    mass = (batch.complete[:, :num_input] * batch.scored[:, :num_input]).sum((2, 3, 4))
+    payload["scored_mass"] = {"missing": float(mass[missing].mean()), "rest": float(mass[~missing].mean())}
+    comparable = abs(payload["scored_mass"]["missing"] / payload["scored_mass"]["rest"] - 1) <= 0.1
+    payload["ratio_at_dive_floor"] = payload["dive"]["floor"] / payload["ddpae"]["rec_missing"] if comparable else None
     lines = [
         "",
         "Rendering floor (model MSE on the input frames with nothing missing, seed mean) against Rec-missing: "
-        "the excess is what the missing objects add. A DIVE that imputed the missing objects as well as it "
-        "renders the seen ones would score about its floor on them: a Rec-missing ratio of "
-        f"{payload['ratio_at_dive_floor']:.2f} (DIVE floor / DDPAE Rec-missing); lower needs better rendering, "
-        "not better imputation.",
+        "the excess is what the missing objects add. Scored ground-truth intensity per frame: "
+        f"{payload['scored_mass']['missing']:.1f} on the frames with a missing object, "
+        f"{payload['scored_mass']['rest']:.1f} on the others.",
         "",
         "| | floor | Rec-missing | excess |",
         "|---|---|---|---|",
         *rows,
-    ]
-    # the two kinds of frame are comparable only if they hold as much to score (occlusion hides its
-    # objects in the unscored top half)
-    missing = _missing_input_frames(batch)
-    mass = (batch.complete[:, :num_input] * batch.scored[:, :num_input]).sum((2, 3, 4))
-    payload["scored_mass"] = {"missing": float(mass[missing].mean()), "rest": float(mass[~missing].mean())}
-    lines += [
         "",
-        f"Scored ground-truth intensity per frame: {payload['scored_mass']['missing']:.1f} on the frames with a "
-        f"missing object, {payload['scored_mass']['rest']:.1f} on the others (where these differ, the excess "
-        "mixes imputation with how much there is to score).",
     ]
+    if comparable:
+        lines.append(
+            "A DIVE that imputed the missing objects as well as it renders the seen ones would score about its "
+            f"floor on them: a Rec-missing ratio of {payload['ratio_at_dive_floor']:.2f} (DIVE floor / DDPAE "
+            "Rec-missing); lower needs better rendering, not better imputation."
+        )
+    else:
+        lines.append(
+            "The two kinds of frame differ by more than 10 % in what they hold to score, so the floor is not the "
+            "baseline of the frames with a missing object and the excess does not measure imputation here."
+        )
     return lines, payload
 
 

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,7 +101,8 @@ def test_validation_split_is_another_fixed_set(tiny_checkpoint, tmp_path, monkey
         fixed_test_set_for(config, split="train")
 
 
-SHIPPED = ("tiny-cpu", "tiny-cpu-markov", "tiny-cpu-calibrated")
+SCENARIO_MODELS = ("occlusion", "out_of_scene", "elastic")  # the Table-1 campaign's DIVE seed 0
+SHIPPED = ("tiny-cpu", "tiny-cpu-markov", "tiny-cpu-calibrated", *(f"tiny-cpu-{s}" for s in SCENARIO_MODELS))
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -123,7 +125,9 @@ def test_every_shipped_model_has_its_config_log_and_metrics_and_loads(name):
     assert math.isfinite(row["rec_missing"]["mse"]) and math.isfinite(row["pred"]["mse"])
     lines = (folder / "log.jsonl").read_text().splitlines()
     steps = [step for line in lines if (step := json.loads(line).get("step")) is not None]
-    assert steps == sorted(steps) and steps[-1] == trained.step - 1
+    # the log reaches the checkpoint: its last logged step is the last multiple of log_every before it
+    last = (trained.step - 1) // trained.config.log_every * trained.config.log_every
+    assert steps == sorted(steps) and steps[-1] == last
 
 
 def test_the_shipped_folders_are_exactly_the_listed_ones():
@@ -131,3 +135,23 @@ def test_the_shipped_folders_are_exactly_the_listed_ones():
 
     root = shipped_checkpoint().parent.parent
     assert {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("__")} == set(SHIPPED)
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_MODELS)
+def test_shipped_scenario_model_is_the_campaign_run_and_its_metrics_match(scenario):
+    """README "One shipped model per scenario": the bytes and test scores of benchmarks/table1.py's run."""
+    import json
+
+    from dive_pyro.inference.trained import shipped_checkpoint
+
+    path = shipped_checkpoint(f"tiny-cpu-{scenario}")
+    run = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "table1" / f"cpu-{scenario}-dive-s0"
+    assert path.read_bytes() == (run / "checkpoint.pt").read_bytes()
+    trained = load_trained(path)
+    assert trained.config.scenario == scenario and trained.config.variant == "dive"
+    assert trained.step * trained.config.batch_size >= 1_000_000
+    shipped = json.loads((path.parent / "metrics.json").read_text())
+    (row,) = [v for k, v in shipped.items() if k.startswith(f"DIVE tiny-cpu-{scenario} ")]
+    campaign = json.loads((run / "metrics.json").read_text())["model"]
+    for group in ("rec", "rec_missing", "pred"):
+        assert math.isclose(row[group]["mse"], campaign[group]["mse"], rel_tol=1e-6), group

@@ -265,7 +265,8 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
             "| | model rendering | imputed video | model rendering, per seed | beyond seed spread |",
             "|---|---|---|---|---|",
         ]
-        frames_missing = _missing_input_frames(batch).sum(1).tolist()
+        missing = _missing_input_frames(batch)
+        frames_missing = missing.sum(1).tolist()
         for group, label in ROWS:
             cells = []
             weights = frames_missing if group == "rec_missing" else None
@@ -275,14 +276,14 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
                     [s[kind][group] for s in seqs["ddpae"].values()],
                     weights,
                 )
-                cells.append("—" if p is None else f"{p[0]:+.2f} ± {p[1]:.2f} (n={p[2]})")
+                cells.append("—" if p is None else f"{_signed(p[0])} ± {p[1]:.2f} (n={p[2]})")
                 payload.setdefault("paired", {})[f"{kind}_{group}_mse"] = p
             per_seed = {
                 seed: _paired([seqs["dive"][seed]["model"][group]], [seqs["ddpae"][seed]["model"][group]], weights)
                 for seed in seeds
             }
             payload.setdefault("paired_by_seed", {})[f"model_{group}_mse"] = per_seed
-            cells.append("; ".join(f"s{k} {v[0]:+.2f} ± {v[1]:.2f}" for k, v in per_seed.items() if v) or "—")
+            cells.append("; ".join(f"s{k} {_signed(v[0])} ± {v[1]:.2f}" for k, v in per_seed.items() if v) or "—")
             sds = [payload["columns"][f"{v.upper()} (n={len(seeds)})"][f"{group}_mse"]["sd"] for v in ("dive", "ddpae")]
             verdict = beyond_seed_spread([v[0] for v in per_seed.values() if v], sds)
             payload.setdefault("beyond_seed_spread", {})[f"model_{group}_mse"] = verdict
@@ -293,7 +294,7 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
             "Beyond seed spread: every seed's paired difference has the same sign and the mean difference "
             "exceeds the larger of the two models' sd over seeds.",
         ]
-        floor_lines, payload["floor"] = _floor_lines(seqs, batch)
+        floor_lines, payload["floor"] = _floor_lines(seqs, batch, missing)
         lines += floor_lines
     else:
         lines.append("(needs finished runs of both variants)")
@@ -320,8 +321,9 @@ def rendering_floor(per_seq: dict[str, list], counts: list[int], num_input: int)
     return {"floor": floor, "rec_missing": rec_missing, "excess": rec_missing - floor}
 
 
-def _floor_lines(seqs: dict[str, dict], batch) -> tuple[list[str], dict]:
-    missing, num_input = _missing_input_frames(batch), batch.num_observed
+def _floor_lines(seqs: dict[str, dict], batch, missing: torch.Tensor) -> tuple[list[str], dict]:
+    """The "Rendering floor" paragraph; ``missing``: the ``(B, K)`` Rec-missing frames of ``batch``."""
+    num_input = batch.num_observed
     counts = missing.sum(1).tolist()
     rows, payload = [], {}
     for v in ("dive", "ddpae"):

@@ -121,13 +121,16 @@ def _runs(size_dir: Path) -> list[dict]:
         scenario, variant, seed = d.name.rsplit("-", 2)
         info = {"dir": d, "name": d.name, "scenario": scenario, "variant": variant, "seed": int(seed[1:])}
         log = [r for r in read_log(d / "log.jsonl") if "loss" in r]
-        info["log_step"] = log[-1]["step"] + 1 if log else 0
+        info["step"] = log[-1]["step"] + 1 if log else 0
         info["seq_per_s"] = sorted(r["seq_per_s"] for r in log[-200:])[len(log[-200:]) // 2] if log else None
         info["hours"] = log[-1]["time"] / 3600 if log and "time" in log[-1] else None  # summed over resumes
         cfg = (d / "config.toml").read_text() if (d / "config.toml").is_file() else ""
         steps = [line.split("=")[1].strip() for line in cfg.splitlines() if line.startswith("steps =")]
         info["total"] = int(steps[0]) if steps else None
         info["metrics"] = json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else None
+        if info["metrics"] and "step" in info["metrics"]:
+            # the log is subsampled (its last row can precede the last step); a scored run knows its step
+            info["step"] = info["metrics"]["step"]
         runs.append(info)
     return runs
 
@@ -142,11 +145,11 @@ def status_table(size_dir: Path) -> str:
         if r["total"]:
             cfg = (r["dir"] / "config.toml").read_text()
             batch = int(next(line for line in cfg.splitlines() if line.startswith("batch_size =")).split("=")[1])
-        seqs = f"{r['log_step'] * batch:,}" if batch else "—"
+        seqs = f"{r['step'] * batch:,}" if batch else "—"
         rate = f"{r['seq_per_s']:.0f}" if r["seq_per_s"] else "—"
         hours = f"{r['hours']:.2f}" if r["hours"] is not None else "—"
         lines.append(
-            f"| {r['name']} | {r['log_step']:,} | {r['total'] or 0:,} | {seqs} | {rate} | {hours} "
+            f"| {r['name']} | {r['step']:,} | {r['total'] or 0:,} | {seqs} | {rate} | {hours} "
             f"| {'yes' if r['metrics'] else 'no'} |"
         )
     return "\n".join(lines)

@@ -193,3 +193,19 @@ def test_rendering_floor_splits_input_frames_into_nothing_missing_and_missing():
     floor = (1 + 1 + 2 + 2 + 2 + 3 * 4) / 9
     assert math.isclose(got["floor"], floor) and math.isclose(got["rec_missing"], 16 / 3)
     assert math.isclose(got["excess"], 16 / 3 - floor)
+
+
+def test_the_status_table_shows_a_scored_runs_own_step_not_its_last_log_row(tmp_path):
+    import table1_report
+
+    for name, scored in (("elastic-dive-s0", True), ("elastic-ddpae-s0", False)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.toml").write_text("[svi]\nsteps = 100\nbatch_size = 16\n")
+        rows = [{"step": s, "loss": 1.0, "seq_per_s": 200.0, "time": 36.0 * (s + 1)} for s in (0, 10, 90)]
+        (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if scored:
+            (run / "metrics.json").write_text(json.dumps({"step": 100, "sequences": 1600}))
+    lines = {line.split(" | ")[0][2:]: line for line in table1_report.status_table(tmp_path).splitlines()[2:]}
+    assert lines["elastic-dive-s0"].startswith("| elastic-dive-s0 | 100 | 100 | 1,600 | 200 | 0.91 | yes |")
+    assert lines["elastic-ddpae-s0"].startswith("| elastic-ddpae-s0 | 91 | 100 | 1,456 | 200 | 0.91 | no |")

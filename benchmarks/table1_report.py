@@ -410,17 +410,21 @@ def readme_table(payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def failure_cases(scenario: str, runs: list[dict], path: Path, count: int = 3) -> Path | None:
+FAILURE_GROUPS = {"rec_missing": "imputed video, Rec-missing MSE", "pred": "prediction, Pred MSE"}
+
+
+def failure_cases(
+    scenario: str, runs: list[dict], path: Path, group: str = "rec_missing", count: int = 3
+) -> Path | None:
     """Frame grids of the ``count`` test sequences where seed-0 DIVE's imputed video is worst relative
-    to seed-0 DDPAE's on the missing steps: observed, truth, each model's imputed + predicted video."""
+    to seed-0 DDPAE's on ``group`` (``FAILURE_GROUPS``: the missing steps, or the predicted frames):
+    observed, truth, each model's imputed + predicted video."""
     from matplotlib.figure import Figure
 
     pair = {r["variant"]: r for r in runs if r["scenario"] == scenario and r["seed"] == 0 and r["metrics"]}
     if set(pair) != {"dive", "ddpae"}:
         return None
-    errors = {
-        v: json.loads((r["dir"] / "per_sequence.json").read_text())["imputed"]["rec_missing"] for v, r in pair.items()
-    }
+    errors = {v: json.loads((r["dir"] / "per_sequence.json").read_text())["imputed"][group] for v, r in pair.items()}
     gaps = [
         (a - b, i) for i, (a, b) in enumerate(zip(errors["dive"], errors["ddpae"], strict=True)) if None not in (a, b)
     ]
@@ -449,7 +453,7 @@ def failure_cases(scenario: str, runs: list[dict], path: Path, count: int = 3) -
             fontsize=6,
         )
         axes[k].set_title(f"test sequence {i} (*: an object is missing)", fontsize=8)
-    fig.suptitle(f"{scenario}: where DIVE's imputed video loses most to DDPAE's (Rec-missing MSE)", fontsize=9)
+    fig.suptitle(f"{scenario}: where DIVE loses most to DDPAE ({FAILURE_GROUPS[group]})", fontsize=9)
     fig.savefig(path, dpi=70)
     return path
 
@@ -493,9 +497,13 @@ def write_report(
         text, data = scenario_table(scenario, runs, size, num_test)
         parts.append(text)
         payload[scenario] = data
-        picture = failure_cases(scenario, runs, out / f"worst_{scenario}.png")
-        if picture:
-            parts += [f"Where DIVE loses most to DDPAE (Rec-missing MSE, seed 0): `{picture.name}`.", ""]
+        pictures = [
+            (group, failure_cases(scenario, runs, out / f"worst_{scenario}{suffix}.png", group))
+            for group, suffix in (("rec_missing", ""), ("pred", "_pred"))
+        ]
+        found = [f"{FAILURE_GROUPS[g]}: `{p.name}`" for g, p in pictures if p]
+        if found:
+            parts += ["Where DIVE loses most to DDPAE (seed 0; " + "; ".join(found) + ").", ""]
     parts += ["## Runs", "", status_table(size_dir), ""]
     baselines = validation_baselines(runs, num_val) if num_val else {}
     if plot_curves(runs, out / "curves.png", baselines):

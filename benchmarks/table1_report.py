@@ -2,7 +2,8 @@
 
 Per run folder: ``validation.jsonl`` (validation-set MSE during training), ``metrics.json`` (the
 test set at the end: Table-1 groups of the model's complete rendering and of the imputed video) and
-``per_sequence.json`` (per-test-sequence MSE, for the paired DIVE − DDPAE comparison).
+``per_sequence.json`` (per-test-sequence MSE, for the paired DIVE − DDPAE comparison) and
+``per_frame.json`` (MSE per frame index, for the by-frame table and ``by_frame.png``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,27 @@ def per_sequence_mse(frames: torch.Tensor, batch) -> dict[str, list[float | None
     return out
 
 
+def per_frame_mse(frames: torch.Tensor, batch) -> list[float]:
+    """Per frame index, the mean over test sequences of the per-frame MSE (input frames, then future)."""
+    return frame_metrics(frames, batch.complete, batch.scored)["mse"].double().mean(0).tolist()
+
+
+def ensure_per_frame(run_dir: Path) -> dict[str, list[float]]:
+    """``<run>/per_frame.json`` (the model rendering's and the imputed video's MSE per frame index on
+    the test set), computed from the checkpoint for runs scored before it existed."""
+    path = Path(run_dir) / "per_frame.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    trained = load_trained(Path(run_dir) / "checkpoint.pt")
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    batch = fixed_test_set_for(trained.config, num_sequences=metrics["model"]["num_sequences"])
+    out = {
+        kind: per_frame_mse(_frames(trained, batch, imputed=kind == "imputed"), batch) for kind in ("model", "imputed")
+    }
+    path.write_text(json.dumps(out) + "\n")
+    return out
+
+
 def _curve_point(model, guide, batch, step: int, sequences: int) -> dict:
     class _T:  # the duck type of TrainedModel that _frames needs
         pass
@@ -100,17 +122,20 @@ class ValidationCurve:
 
 
 def score_run(run_dir: Path, num_sequences: int) -> dict:
-    """Test-set metrics of a finished run (written to ``metrics.json`` and ``per_sequence.json``)."""
+    """Test-set metrics of a finished run (written to ``metrics.json``, ``per_sequence.json`` and
+    ``per_frame.json``)."""
     trained = load_trained(run_dir / "checkpoint.pt")
     batch = fixed_test_set_for(trained.config, num_sequences=num_sequences)
     model = evaluate_trained(trained, batch, name="model")["model"]
     imputed = _frames(trained, batch, imputed=True)
     metrics = {"step": trained.step, "sequences": trained.step * trained.config.batch_size, "model": model}
     metrics["imputed"] = evaluate_frames(imputed, batch)
-    per_seq = {"model": per_sequence_mse(_frames(trained, batch, imputed=False), batch)}
-    per_seq["imputed"] = per_sequence_mse(imputed, batch)
+    rendering = _frames(trained, batch, imputed=False)
+    per_seq = {"model": per_sequence_mse(rendering, batch), "imputed": per_sequence_mse(imputed, batch)}
+    per_frame = {"model": per_frame_mse(rendering, batch), "imputed": per_frame_mse(imputed, batch)}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (run_dir / "per_sequence.json").write_text(json.dumps(per_seq) + "\n")
+    (run_dir / "per_frame.json").write_text(json.dumps(per_frame) + "\n")
     return metrics
 
 
@@ -298,7 +323,8 @@ def scenario_table(scenario: str, runs: list[dict], size: str, num_test: int | N
             "exceeds the larger of the two models' sd over seeds.",
         ]
         floor_lines, payload["floor"] = _floor_lines(seqs, batch, missing)
-        lines += floor_lines
+        by_frame_lines, payload["by_frame"] = _by_frame_lines(done, batch.num_observed)
+        lines += floor_lines + by_frame_lines
     else:
         lines.append("(needs finished runs of both variants)")
     if waiting:
@@ -364,6 +390,54 @@ def _floor_lines(seqs: dict[str, dict], batch, missing: torch.Tensor) -> tuple[l
             "baseline of the frames with a missing object and the excess does not measure imputation here."
         )
     return lines, payload
+
+
+def by_frame(done: list[dict]) -> dict[str, list[float]]:
+    """Seed-mean MSE of each variant's model rendering per frame index (``per_frame.json``)."""
+    out = {}
+    for v in ("dive", "ddpae"):
+        rows = [ensure_per_frame(r["dir"])["model"] for r in done if r["variant"] == v]
+        if rows:
+            out[v] = [sum(col) / len(col) for col in zip(*rows, strict=True)]
+    return out
+
+
+def _by_frame_lines(done: list[dict], num_input: int) -> tuple[list[str], dict]:
+    curves = by_frame(done)
+    T = len(curves["dive"])
+    diff = [a - b for a, b in zip(curves["dive"], curves["ddpae"], strict=True)]
+    head = [f"{t}" if t < num_input else f"+{t - num_input + 1}" for t in range(T)]
+    lines = [
+        "",
+        f"Model rendering's MSE by frame (seed mean; input frames 0–{num_input - 1}, then the predicted "
+        "steps +1, +2, …; `by_frame.png`):",
+        "",
+        "| | " + " | ".join(head) + " |",
+        "|---" * (T + 1) + "|",
+        *(f"| {v.upper()} | " + " | ".join(f"{x:.2f}" for x in curves[v]) + " |" for v in ("dive", "ddpae")),
+        "| DIVE − DDPAE | " + " | ".join(_signed(x) for x in diff) + " |",
+    ]
+    return lines, {**curves, "num_input": num_input}
+
+
+def plot_by_frame(payload: dict, path: Path) -> bool:
+    """One panel per scenario: each variant's seed-mean MSE per frame index, input | future."""
+    from matplotlib.figure import Figure
+
+    shown = {s: d["by_frame"] for s, d in payload.items() if d.get("by_frame")}
+    if not shown:
+        return False
+    fig = Figure(figsize=(4 * len(shown), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (scenario, curves) in zip(axes, shown.items(), strict=True):
+        for v, color in (("dive", "tab:red"), ("ddpae", "tab:blue")):
+            ax.plot(range(len(curves[v])), curves[v], color=color, marker=".", label=v.upper())
+        ax.axvline(curves["num_input"] - 0.5, color="0.5", ls=":", lw=1)
+        ax.set_title(f"{scenario}: test MSE by frame (seed mean)", fontsize=9)
+        ax.set_xlabel("frame (input | predicted)")
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=80)
+    return True
 
 
 def _signed(value: float) -> str:
@@ -504,6 +578,8 @@ def write_report(
         found = [f"{FAILURE_GROUPS[g]}: `{p.name}`" for g, p in pictures if p]
         if found:
             parts += ["Where DIVE loses most to DDPAE (seed 0; " + "; ".join(found) + ").", ""]
+    if plot_by_frame(payload, out / "by_frame.png"):
+        parts += ["MSE by frame index for every scenario: `by_frame.png`.", ""]
     parts += ["## Runs", "", status_table(size_dir), ""]
     baselines = validation_baselines(runs, num_val) if num_val else {}
     if plot_curves(runs, out / "curves.png", baselines):
@@ -636,7 +712,17 @@ def collect(
                     f"{ckpt} is {ckpt.stat().st_size / 2**20:.1f} MB, over the 5 MB limit for the repository"
                 )
             shutil.copy(ckpt, target / "checkpoint.pt")
-        for name in ("config.toml", "provenance.json", "validation.jsonl", "metrics.json", "per_sequence.json"):
+        if r["metrics"]:
+            ensure_per_frame(r["dir"])
+        names = (
+            "config.toml",
+            "provenance.json",
+            "validation.jsonl",
+            "metrics.json",
+            "per_sequence.json",
+            "per_frame.json",
+        )
+        for name in names:
             if (r["dir"] / name).is_file():
                 shutil.copy(r["dir"] / name, target / name)
         lines = (r["dir"] / "log.jsonl").read_text().splitlines() if (r["dir"] / "log.jsonl").is_file() else []

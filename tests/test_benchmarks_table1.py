@@ -31,9 +31,15 @@ def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatc
         "validation.jsonl",
         "metrics.json",
         "per_sequence.json",
+        "per_frame.json",
         "provenance.json",
     ):
         assert (run / name).is_file(), name
+    # the by-frame curve is the per-sequence scores taken apart: its input-frame mean is Rec's, its future Pred's
+    per_seq, per_frame = (json.loads((run / n).read_text())["model"] for n in ("per_sequence.json", "per_frame.json"))
+    K = len(per_frame) - 3  # toy: 5 input + 3 future frames
+    for group, frames in (("rec", per_frame[:K]), ("pred", per_frame[K:])):
+        assert sum(frames) / len(frames) == pytest.approx(sum(per_seq[group]) / len(per_seq[group]), rel=1e-9)
     curve = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
     assert [p["step"] for p in curve] == [8, 16] and curve[-1]["sequences"] == 32
     metrics = json.loads((run / "metrics.json").read_text())
@@ -41,7 +47,8 @@ def test_table1_toy_run_report_resume_collect_and_reproduce(tmp_path, monkeypatc
     report = (root / "toy" / "report" / "table1.md").read_text()
     assert "| Rec (missing steps) MSE |" in report and "Paired DIVE − DDPAE" in report
     assert "published Table 1 is not shown" in report and (root / "toy" / "report" / "curves.png").is_file()
-    for picture in ("worst_out_of_scene.png", "worst_out_of_scene_pred.png"):
+    assert "| DIVE − DDPAE |" in report and (root / "toy" / "report" / "by_frame.png").is_file()
+    for picture in ("worst_out_of_scene.png", "worst_out_of_scene_pred.png", "by_frame.png"):
         assert (root / "toy" / "report" / picture).is_file() and picture in report
     assert "| out_of_scene copy-last | — |" in report and "| out_of_scene-dive-s0 | 32 |" in report
     # --resume on finished runs trains nothing more and reports the same numbers

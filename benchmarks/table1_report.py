@@ -143,7 +143,8 @@ def score_run(run_dir: Path, num_sequences: int) -> dict:
 def _runs(size_dir: Path) -> list[dict]:
     runs = []
     for d in sorted(p for p in Path(size_dir).glob("*-s*") if p.is_dir()):
-        scenario, variant, seed = d.name.rsplit("-", 2)
+        # <scenario>-<variant>-s<seed>, or <size>-<scenario>-<variant>-s<seed> as `collect` names them
+        scenario, variant, seed = d.name.split("-")[-3:]
         info = {"dir": d, "name": d.name, "scenario": scenario, "variant": variant, "seed": int(seed[1:])}
         log = [r for r in read_log(d / "log.jsonl") if "loss" in r]
         info["step"] = log[-1]["step"] + 1 if log else 0

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import table1_report as report  # noqa: E402
 
 from dive_pyro.core.nets import pose_to_pixels  # noqa: E402
-from dive_pyro.inference.posterior import posterior_trace  # noqa: E402
+from dive_pyro.inference.posterior import posterior_objects  # noqa: E402
 from dive_pyro.inference.trained import fixed_test_set_for, load_trained  # noqa: E402
 from dive_pyro.posterior.diagnostics import centre_of_mass, match_objects  # noqa: E402
 
@@ -49,16 +49,11 @@ def centre_of_mass_error(objects: torch.Tensor, centres: torch.Tensor, batch) ->
 @torch.no_grad()
 def tracking_error(trained, batch, chunk: int = 64) -> torch.Tensor:
     """``(T,)`` mean over test sequences and digits of :func:`centre_of_mass_error` (NaN-skipping)."""
-    model, guide = trained.model, trained.guide
     parts = []
     for start in range(0, batch.batch_size, chunk):
         sub = batch[start : start + chunk]
-        trace = posterior_trace(model, guide, sub, use_mean=True)
-        z_p = trace.nodes["z_p"]["value"]
-        z_a = model.appearance_per_frame(trace.nodes["z_a"]["value"], z_p.shape[-2])
-        z_a = z_a.expand(*z_p.shape[:-1], z_a.shape[-1])  # ddpae: one appearance for all frames
-        objects = model.render_objects(z_a, z_p).clamp(max=1.0)
-        parts.append(centre_of_mass_error(objects, pose_to_pixels(z_p, sub.frame_size[-1]), sub))
+        objects, z_p = posterior_objects(trained.model, trained.guide, sub)
+        parts.append(centre_of_mass_error(objects.clamp(max=1.0), pose_to_pixels(z_p, sub.frame_size[-1]), sub))
     return torch.cat(parts).nanmean((0, 1))
 
 
@@ -97,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     runs = report._runs(args.dir)
-    for r in runs:  # collected folders carry the size: cpu-<scenario>-<variant>-s<seed>
-        r["scenario"] = r["scenario"].rsplit("-", 1)[-1]
     if not runs:
         raise SystemExit(f"no run folders (<scenario>-<variant>-s<seed>) under {args.dir}")
     body = tracking_table(runs, args.num)

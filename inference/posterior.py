@@ -37,6 +37,7 @@ __all__ = [
     "PosteriorMean",
     "eval_mode",
     "missing_probability",
+    "posterior_objects",
     "posterior_trace",
     "reconstruct",
     "sample_posterior",
@@ -87,12 +88,23 @@ def reconstruct(
     complete video, to compare with ``batch.complete``.
     """
     with torch.no_grad():
-        trace = posterior_trace(model, guide, batch, use_mean=use_mean)
         if not complete:
-            return trace.nodes["frames"]["value"]
+            return posterior_trace(model, guide, batch, use_mean=use_mean).nodes["frames"]["value"]
+        objects, _ = posterior_objects(model, guide, batch, use_mean=use_mean)
+        return model.composite(objects, None)
+
+
+def posterior_objects(
+    model: DiveModel, guide: torch.nn.Module, batch: SceneBatch, use_mean: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each object rendered alone in every frame, ``T(f_dec(z_a); z_p)`` ``(B, N, T, 1, H, W)`` (paper
+    Eq. 10 before compositing and without the missingness mask), and its pose ``z_p`` ``(B, N, T, 3)``,
+    under the guide means (``use_mean=True``) or one guide draw replayed through the model."""
+    with torch.no_grad():
+        trace = posterior_trace(model, guide, batch, use_mean=use_mean)
         z_p = trace.nodes["z_p"]["value"]
         z_a = model.appearance_per_frame(trace.nodes["z_a"]["value"], z_p.shape[-2])
-        return model.composite(model.render_objects(z_a, z_p), None)
+        return model.render_objects(z_a, z_p), z_p
 
 
 @contextlib.contextmanager

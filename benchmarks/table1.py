@@ -27,6 +27,10 @@ is optimistic).
     python benchmarks/table1.py status --size cpu --root RUNS
     python benchmarks/table1.py collect --size cpu --root RUNS --dest benchmarks/results/table1
     python benchmarks/table1.py restore --size cpu --root RUNS     # committed runs back into RUNS (then --resume)
+
+An *ablation arm* changes one setting of the reference runs: ``train ... --set KEY=VALUE`` (repeatable,
+config overrides applied after the scenario's) into its own ``--root``, so that it is never mixed
+into the Table-1 runs; ``benchmarks/table1_ablation.py`` compares it with them step for step.
 """
 
 from __future__ import annotations
@@ -134,8 +138,18 @@ def run_name(scenario: str, variant: str, seed: int) -> str:
     return f"{scenario}-{variant}-s{seed}"
 
 
-def make_config(size: str, scenario: str, variant: str, seed: int, run_dir: Path, sequences: int, resume: bool):
-    """The training config of one run: the size's preset at a budget of ``sequences`` training sequences."""
+def make_config(
+    size: str,
+    scenario: str,
+    variant: str,
+    seed: int,
+    run_dir: Path,
+    sequences: int,
+    resume: bool,
+    settings: tuple[str, ...] = (),
+):
+    """The training config of one run: the size's preset at a budget of ``sequences`` training sequences
+    (``settings``: an ablation arm's extra overrides, applied after the scenario's)."""
     spec = SIZES[size]
     extra = spec["extra"](scenario)
     base = load_config(spec["preset"](scenario), [*extra, f"scenario={scenario}"])
@@ -144,6 +158,7 @@ def make_config(size: str, scenario: str, variant: str, seed: int, run_dir: Path
         *extra,
         f"scenario={scenario}",
         *SCENARIO_OVERRIDES[scenario],
+        *settings,
         f"variant={variant}",
         f"seed={seed}",
         f"steps={steps}",
@@ -177,21 +192,30 @@ def checkpoint_step(run_dir: Path) -> int | None:
     return int(load_checkpoint(path)["step"]) if path.is_file() else None
 
 
-def _record_provenance(run_dir: Path, start_step: int) -> None:
+def _record_provenance(run_dir: Path, start_step: int, settings: tuple[str, ...] = ()) -> None:
     path = run_dir / "provenance.json"
     prov = json.loads(path.read_text()) if path.is_file() else {"started_from_commit": code_commit(), "sessions": []}
-    prov["sessions"].append(
-        {"commit": code_commit(), "from_step": start_step, "utc": time.strftime("%FT%TZ", time.gmtime())}
-    )
+    entry = {"commit": code_commit(), "from_step": start_step, "utc": time.strftime("%FT%TZ", time.gmtime())}
+    prov["sessions"].append({**entry, "settings": list(settings)} if settings else entry)
     path.write_text(json.dumps(prov, indent=2) + "\n")
 
 
-def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, sequences: int, resume: bool) -> bool:
+def train_run(
+    size: str,
+    scenario: str,
+    variant: str,
+    seed: int,
+    root: Path,
+    sequences: int,
+    resume: bool,
+    settings: tuple[str, ...] = (),
+) -> bool:
     """Train (or resume) one run to its budget, with its validation curve; then score it on the test
     set. Returns False if it stopped early (SIGINT/SIGTERM: a checkpoint was written)."""
     run_dir = root / size / run_name(scenario, variant, seed)
     step = checkpoint_step(run_dir)
-    config = make_config(size, scenario, variant, seed, run_dir, sequences, resume=resume and step is not None)
+    resume = resume and step is not None
+    config = make_config(size, scenario, variant, seed, run_dir, sequences, resume=resume, settings=settings)
     total = config.num_steps()
     if step is not None:  # the budget sets the lr schedule: a resumed run must keep its own
         saved = load_checkpoint(run_dir / "checkpoint.pt")["extra"].get("num_steps")
@@ -201,7 +225,7 @@ def train_run(size: str, scenario: str, variant: str, seed: int, root: Path, seq
             )
     if step is None or step < total:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _record_provenance(run_dir, step or 0)
+        _record_provenance(run_dir, step or 0, settings)
         spec = SIZES[size]
         curve = report.ValidationCurve(run_dir, config, every=spec["every"], num_sequences=spec["val"], start=step or 0)
         print(
@@ -233,6 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue runs that have a checkpoint")
     parser.add_argument("--out", type=Path, default=None, help="score: folder for table1.md/.json and curves.png")
     parser.add_argument("--dest", type=Path, default=Path(__file__).resolve().parent / "results" / "table1")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="train: an ablation arm's config override (repeatable; use a root of its own)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     scenarios = tuple(args.scenarios or (SCENARIOS if args.size == "paper" else SCENARIOS + REAL))
@@ -242,10 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "train"):
         if args.command == "train" and not (args.scenarios and args.variants and args.seeds):
             parser.error("train needs --scenario, --variant and --seed (use run for all of them)")
+        if args.settings and args.command != "train":
+            parser.error("--set is for train (one ablation arm into a root of its own)")
         for seed in seeds:  # seed 0 of everything first
             for scenario in scenarios:
                 for variant in variants:
-                    if not train_run(args.size, scenario, variant, seed, args.root, sequences, args.resume):
+                    settings = tuple(args.settings)
+                    if not train_run(args.size, scenario, variant, seed, args.root, sequences, args.resume, settings):
                         return 130  # stopped: the next runs wait for the resume
     if args.command in ("run", "score"):
         out = args.out or args.root / args.size / "report"

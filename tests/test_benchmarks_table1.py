@@ -217,3 +217,15 @@ def test_the_status_table_shows_a_scored_runs_own_step_not_its_last_log_row(tmp_
     lines = {line.split(" | ")[0][2:]: line for line in table1_report.status_table(tmp_path).splitlines()[2:]}
     assert lines["elastic-dive-s0"].startswith("| elastic-dive-s0 | 100 | 100 | 1,600 | 200 | 0.91 | yes |")
     assert lines["elastic-ddpae-s0"].startswith("| elastic-ddpae-s0 | 91 | 100 | 1,456 | 200 | 0.91 | no |")
+
+
+def test_an_ablation_arm_trains_with_its_setting_recorded_and_is_refused_outside_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIVE_PYRO_CACHE", str(tmp_path / "cache"))
+    arm = ["--variant", "dive", "--root", str(tmp_path), "--set", "model.dynamic_appearance=true"]
+    assert table1.main(["train", *ONE, *arm]) == 0  # out_of_scene runs with a static appearance
+    run = tmp_path / "toy" / "out_of_scene-dive-s0"
+    assert "dynamic_appearance = true" in (run / "config.toml").read_text()
+    sessions = json.loads((run / "provenance.json").read_text())["sessions"]
+    assert sessions[0]["settings"] == ["model.dynamic_appearance=true"]
+    with pytest.raises(SystemExit):
+        table1.main(["run", *ONE, *arm])

@@ -293,7 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[table1] restored {len(names)} run(s) from {args.dest}: {', '.join(names) or 'none needed'}")
     if args.command == "collect":
         report.collect(
-            args.root / args.size, args.dest, size=args.size, scenarios=scenarios, num_val=SIZES[args.size]["val"]
+            args.root / args.size,
+            args.dest,
+            size=args.size,
+            scenarios=scenarios,
+            num_val=SIZES[args.size]["val"],
+            log_every_steps=20 * SIZES[args.size]["log"],
         )
         print(f"[table1] collected {args.root / args.size} into {args.dest}")
     return 0

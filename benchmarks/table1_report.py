@@ -698,10 +698,12 @@ def plot_curves(runs: list[dict], path: Path, baselines: dict | None = None) -> 
 
 # --------------------------------------------------------------------------- collect
 def collect(
-    size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...], num_val: int, log_stride: int = 20
+    size_dir: Path, dest: Path, *, size: str, scenarios: tuple[str, ...], num_val: int, log_every_steps: int
 ) -> None:
     """Copy each run's latest checkpoint (≤ 5 MB), config, provenance, subsampled log, validation
-    curve and metrics to ``dest/<size>-<run>/``, then write the table and curves into ``dest``."""
+    curve and metrics to ``dest/<size>-<run>/``, then write the table and curves into ``dest``. The log
+    keeps one row every ``log_every_steps`` training steps (by step, not by row, so that collecting a
+    restored and resumed run does not thin its already subsampled part again)."""
     dest.mkdir(parents=True, exist_ok=True)
     for r in _runs(size_dir):
         target = dest / f"{size}-{r['name']}"
@@ -727,13 +729,24 @@ def collect(
             if (r["dir"] / name).is_file():
                 shutil.copy(r["dir"] / name, target / name)
         lines = (r["dir"] / "log.jsonl").read_text().splitlines() if (r["dir"] / "log.jsonl").is_file() else []
-        kept = [
-            ln
-            for i, ln in enumerate(lines)
-            if '"event"' in ln or '"message"' in ln or i % log_stride == 0 or i == len(lines) - 1
-        ]
-        (target / "log.jsonl").write_text("".join(ln + "\n" for ln in kept))
+        (target / "log.jsonl").write_text("".join(ln + "\n" for ln in subsample_log(lines, log_every_steps)))
     write_report(size_dir, dest, size=size, scenarios=scenarios, num_val=num_val)
+
+
+def subsample_log(lines: list[str], every_steps: int) -> list[str]:
+    """The rows of a ``log.jsonl`` kept in the repository: events and messages, the rows whose step is a
+    multiple of ``every_steps``, and the last row. Idempotent: a subsampled log subsampled again is unchanged."""
+    kept = []
+    for i, line in enumerate(lines):
+        step = json.loads(line).get("step") if line.strip() else None
+        if (
+            '"event"' in line
+            or '"message"' in line
+            or i == len(lines) - 1
+            or (step is not None and step % every_steps == 0)
+        ):
+            kept.append(line)
+    return kept
 
 
 def restore(dest: Path, size_dir: Path, *, size: str) -> list[str]:

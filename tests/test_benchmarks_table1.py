@@ -229,3 +229,20 @@ def test_an_ablation_arm_trains_with_its_setting_recorded_and_is_refused_outside
     assert sessions[0]["settings"] == ["model.dynamic_appearance=true"]
     with pytest.raises(SystemExit):
         table1.main(["run", *ONE, *arm])
+
+
+def test_the_collected_log_is_thinned_by_step_so_a_resumed_run_is_not_thinned_twice():
+    import table1_report as report
+
+    full = [json.dumps({"step": s, "loss": float(s)}) for s in range(0, 1000, 10)]
+    once = report.subsample_log(full, 200)
+    assert [json.loads(x)["step"] for x in once] == [0, 200, 400, 600, 800, 990]
+    assert report.subsample_log(once, 200) == once
+    # restored (subsampled) then resumed at full resolution: the old part keeps its rows
+    resumed = once[:-1] + [json.dumps({"step": s, "loss": 0.0}) for s in range(1000, 1400, 10)]
+    again = [json.loads(x)["step"] for x in report.subsample_log(resumed, 200)]
+    assert again == [0, 200, 400, 600, 800, 1000, 1200, 1390]
+    # a row-stride thinning (the old rule) would have dropped most of them
+    assert len(again) > len(resumed[::20])
+    event = json.dumps({"event": "lr_decay", "step": 5})
+    assert event in report.subsample_log([*full[:3], event, *full[3:]], 200)

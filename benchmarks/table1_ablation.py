@@ -103,6 +103,43 @@ def by_frame_table(arm: dict, refs: list[dict], num_input: int) -> str:
     return "\n".join(lines)
 
 
+def _mean_sd(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{mean:.2f}"
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.2f} ± {sd:.2f}"
+
+
+def summary_table(arms: list[dict], refs: list[dict], missing_frames: list[float]) -> str:
+    """Across the arm's scored seeds: test MSE mean ± sd over seeds of the arm and of each reference
+    variant at the same seeds, and the paired arm − reference on seed-mean per-sequence MSE (± s.e.
+    over sequences, which leaves out seed-to-seed spread)."""
+    seeds = sorted(a["seed"] for a in arms)
+    variants = sorted({r["variant"] for r in refs}, key=lambda v: (v != arms[0]["variant"], v))
+    groups = {v: [r for r in refs if r["variant"] == v and r["seed"] in seeds] for v in variants}
+    groups = {v: g for v, g in groups.items() if len(g) == len(seeds)}  # like with like: the arm's seeds
+    seq = {r["name"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in arms}
+    seq |= {
+        r["name"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for g in groups.values() for r in g
+    }
+    names = [f"arm (n={len(arms)})", *(f"{v.upper()} (n={len(g)})" for v, g in groups.items())]
+    lines = [
+        f"Across seeds {', '.join(map(str, seeds))} (test MSE, mean ± sd over seeds; paired on seed means):",
+        "",
+        "| | " + " | ".join(names) + " | " + " | ".join(f"arm − {v.upper()}" for v in groups) + " |",
+        "|---" * (1 + len(names) + len(groups)) + "|",
+    ]
+    for group, label in report.ROWS:
+        cells = [_mean_sd([r["metrics"]["model"][group]["mse"] for r in runs]) for runs in (arms, *groups.values())]
+        for g in groups.values():
+            weights = missing_frames if group == "rec_missing" else None
+            paired = report._paired([seq[a["name"]][group] for a in arms], [seq[r["name"]][group] for r in g], weights)
+            cells.append("—" if paired is None else f"{report._signed(paired[0])} ± {paired[1]:.2f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(arm: dict, refs: list[dict], path: Path) -> None:
     from matplotlib.figure import Figure
 
@@ -132,6 +169,14 @@ def compare(arm_dir: Path, ref_dir: Path, tracking: int = 0) -> str:
     if not arms:
         raise SystemExit(f"no arm runs (<size>-<scenario>-<variant>-s<seed>) under {arm_dir}")
     out = ["# Ablation arm against the Table-1 runs (`benchmarks/table1_ablation.py`)", ""]
+    for scenario in sorted({a["scenario"] for a in arms}):
+        scored = [a for a in arms if a["scenario"] == scenario and a["metrics"]]
+        if scored:
+            trained = load_trained(scored[0]["dir"] / "checkpoint.pt")
+            batch = fixed_test_set_for(trained.config, num_sequences=scored[0]["metrics"]["model"]["num_sequences"])
+            missing = report._missing_input_frames(batch).sum(1).double().tolist()
+            refs = [r for r in references(scored[0], refs_all) if r["metrics"]]
+            out += [f"## {scenario}", "", summary_table(scored, refs, missing), ""]
     for arm in arms:
         refs = references(arm, refs_all)
         if not refs:

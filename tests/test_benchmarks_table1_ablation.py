@@ -38,6 +38,12 @@ def test_an_arm_equal_to_its_reference_differs_by_exactly_zero_and_a_plain_run_i
     assert paired["| DIVE s0"] == "| DIVE s0 | +0.00 ± 0.00 | +0.00 ± 0.00 | +0.00 ± 0.00 |"
     assert "+0.00 ± 0.00" not in paired["| DDPAE s0"]  # another model does differ
     assert "| test Pred MSE by frame | +1 | +2 | +3 |" in text and "Tracking error" in text
+    # the across-seeds summary: arm and DIVE equal, arm − DIVE exactly 0, arm − DDPAE not
+    summary = [line for line in text.splitlines() if line.startswith(("| Rec |", "| Pred |"))][:2]
+    for line in summary:
+        arm_mean, dive_mean, ddpae_mean, minus_dive, minus_ddpae = line.split(" | ")[1:6]
+        assert arm_mean == dive_mean != ddpae_mean and minus_dive == "+0.00 ± 0.00" != minus_ddpae.rstrip(" |")
+    assert "| | arm (n=1) | DIVE (n=1) | DDPAE (n=1) | arm − DIVE | arm − DDPAE |" in text
     assert (arm / "comparison.png").is_file()
     with pytest.raises(ValueError, match="not an ablation arm"):
         ablation.main(["--arm", str(ref), "--ref", str(ref)])

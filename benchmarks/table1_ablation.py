@@ -49,7 +49,7 @@ def references(arm: dict, refs: list[dict]) -> list[dict]:
 
 def curve_table(arm: dict, refs: list[dict], every: int = 4) -> str:
     """Validation Rec-missing / Pred MSE of the arm beside the references at the same steps."""
-    curves = {r["name"]: {p["step"]: p for p in read_log(r["dir"] / "validation.jsonl")} for r in refs}
+    curves = {r["dir"]: {p["step"]: p for p in read_log(r["dir"] / "validation.jsonl")} for r in refs}
     points = read_log(arm["dir"] / "validation.jsonl")
     head = "| training sequences | arm | " + " | ".join(f"{r['variant'].upper()} s{r['seed']}" for r in refs) + " |"
     lines = [
@@ -63,7 +63,7 @@ def curve_table(arm: dict, refs: list[dict], every: int = 4) -> str:
             continue
         cells = [" / ".join(f"{p[k]:.2f}" for k, _ in CURVE_KEYS)]
         for r in refs:
-            q = curves[r["name"]].get(p["step"])
+            q = curves[r["dir"]].get(p["step"])
             cells.append(" / ".join(f"{q[k]:.2f}" for k, _ in CURVE_KEYS) if q else "—")
         lines.append(f"| {p['sequences']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -71,7 +71,8 @@ def curve_table(arm: dict, refs: list[dict], every: int = 4) -> str:
 
 def test_table(arm: dict, refs: list[dict], missing_frames: list[float]) -> str:
     """Test-set MSE of the arm and the references, and the paired arm − reference differences."""
-    seq = {r["name"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in (arm, *refs)}
+    # keyed by folder: an arm is collected under the same run name as its reference
+    seq = {r["dir"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in (arm, *refs)}
     names = ["arm", *(f"{r['variant'].upper()} s{r['seed']}" for r in refs)]
     lines = ["| test MSE | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for group, label in report.ROWS:
@@ -83,7 +84,7 @@ def test_table(arm: dict, refs: list[dict], missing_frames: list[float]) -> str:
         cells = []
         for group, _ in report.ROWS:
             weights = missing_frames if group == "rec_missing" else None
-            paired = report._paired([seq[arm["name"]][group]], [seq[r["name"]][group]], weights)
+            paired = report._paired([seq[arm["dir"]][group]], [seq[r["dir"]][group]], weights)
             cells.append("—" if paired is None else f"{report._signed(paired[0])} ± {paired[1]:.2f}")
         lines.append(f"| {r['variant'].upper()} s{r['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -92,14 +93,14 @@ def test_table(arm: dict, refs: list[dict], missing_frames: list[float]) -> str:
 def by_frame_table(arm: dict, refs: list[dict], num_input: int) -> str:
     """Test Pred MSE per predicted frame: the arm and the same-seed references."""
     runs = [arm, *(r for r in refs if r["seed"] == arm["seed"])]
-    frames = {r["name"]: json.loads((r["dir"] / "per_frame.json").read_text())["model"][num_input:] for r in runs}
-    horizon = len(frames[arm["name"]])
+    frames = {r["dir"]: json.loads((r["dir"] / "per_frame.json").read_text())["model"][num_input:] for r in runs}
+    horizon = len(frames[arm["dir"]])
     lines = [
         "| test Pred MSE by frame | " + " | ".join(f"+{h + 1}" for h in range(horizon)) + " |",
         "|---" * (horizon + 1) + "|",
     ]
     for r, label in zip(runs, ["arm", *(f"{r['variant'].upper()} s{r['seed']}" for r in runs[1:])], strict=True):
-        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in frames[r["name"]]) + " |")
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in frames[r["dir"]]) + " |")
     return "\n".join(lines)
 
 
@@ -119,9 +120,9 @@ def summary_table(arms: list[dict], refs: list[dict], missing_frames: list[float
     variants = sorted({r["variant"] for r in refs}, key=lambda v: (v != arms[0]["variant"], v))
     groups = {v: [r for r in refs if r["variant"] == v and r["seed"] in seeds] for v in variants}
     groups = {v: g for v, g in groups.items() if len(g) == len(seeds)}  # like with like: the arm's seeds
-    seq = {r["name"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in arms}
+    seq = {r["dir"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in arms}
     seq |= {
-        r["name"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for g in groups.values() for r in g
+        r["dir"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for g in groups.values() for r in g
     }
     names = [f"arm (n={len(arms)})", *(f"{v.upper()} (n={len(g)})" for v, g in groups.items())]
     lines = [
@@ -134,7 +135,7 @@ def summary_table(arms: list[dict], refs: list[dict], missing_frames: list[float
         cells = [_mean_sd([r["metrics"]["model"][group]["mse"] for r in runs]) for runs in (arms, *groups.values())]
         for g in groups.values():
             weights = missing_frames if group == "rec_missing" else None
-            paired = report._paired([seq[a["name"]][group] for a in arms], [seq[r["name"]][group] for r in g], weights)
+            paired = report._paired([seq[a["dir"]][group] for a in arms], [seq[r["dir"]][group] for r in g], weights)
             cells.append("—" if paired is None else f"{report._signed(paired[0])} ± {paired[1]:.2f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -45,5 +45,22 @@ def test_an_arm_equal_to_its_reference_differs_by_exactly_zero_and_a_plain_run_i
         assert arm_mean == dive_mean != ddpae_mean and minus_dive == "+0.00 ± 0.00" != minus_ddpae.rstrip(" |")
     assert "| | arm (n=1) | DIVE (n=1) | DDPAE (n=1) | arm − DIVE | arm − DDPAE |" in text
     assert (arm / "comparison.png").is_file()
+    # an arm that does differ (a dynamic appearance on out_of_scene): every paired difference is the
+    # difference of its columns (all test sequences scored), so the arm is never read as its reference
+    other = tmp_path / "other"
+    setting = ["--set", "model.dynamic_appearance=true", "--variant", "dive"]
+    assert table1.main(["train", *ONE, *setting, "--root", str(tmp_path / "other-runs")]) == 0
+    assert table1.main(["collect", *ONE, "--root", str(tmp_path / "other-runs"), "--dest", str(other)]) == 0
+    assert ablation.main(["--arm", str(other), "--ref", str(ref)]) == 0
+    rows = {}  # first row of each label: the summary's Rec, then the paired "| DIVE s0" (before the by-frame one)
+    for line in (other / "comparison.md").read_text().splitlines():
+        rows.setdefault(line.split(" | ")[0], line.split(" | ")[1:])
+    arm_rec, dive_rec = (float(x) for x in rows["| Rec"][:2])
+    assert arm_rec != dive_rec
+    assert float(rows["| DIVE s0"][0].split(" ± ")[0].replace("−", "-")) == pytest.approx(arm_rec - dive_rec, abs=0.011)
+    summary = next(line for line in (other / "comparison.md").read_text().splitlines() if line.startswith("| Rec |"))
+    assert float(summary.split(" | ")[4].split(" ± ")[0].replace("−", "-")) == pytest.approx(
+        arm_rec - dive_rec, abs=0.011
+    )
     with pytest.raises(ValueError, match="not an ablation arm"):
         ablation.main(["--arm", str(ref), "--ref", str(ref)])

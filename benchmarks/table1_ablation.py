@@ -105,11 +105,8 @@ def by_frame_table(arm: dict, refs: list[dict], num_input: int) -> str:
 
 
 def _mean_sd(values: list[float]) -> str:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return f"{mean:.2f}"
-    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{mean:.2f} ± {sd:.2f}"
+    mean, sd = report._mean_sd(values)
+    return f"{mean:.2f}" + ("" if sd is None else f" ± {sd:.2f}")
 
 
 def summary_table(arms: list[dict], refs: list[dict], missing_frames: list[float]) -> str:
@@ -120,10 +117,8 @@ def summary_table(arms: list[dict], refs: list[dict], missing_frames: list[float
     variants = sorted({r["variant"] for r in refs}, key=lambda v: (v != arms[0]["variant"], v))
     groups = {v: [r for r in refs if r["variant"] == v and r["seed"] in seeds] for v in variants}
     groups = {v: g for v, g in groups.items() if len(g) == len(seeds)}  # like with like: the arm's seeds
-    seq = {r["dir"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in arms}
-    seq |= {
-        r["dir"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for g in groups.values() for r in g
-    }
+    runs = [*arms, *(r for g in groups.values() for r in g)]
+    seq = {r["dir"]: json.loads((r["dir"] / "per_sequence.json").read_text())["model"] for r in runs}
     names = [f"arm (n={len(arms)})", *(f"{v.upper()} (n={len(g)})" for v, g in groups.items())]
     lines = [
         f"Across seeds {', '.join(map(str, seeds))} (test MSE, mean ± sd over seeds; paired on seed means):",
@@ -170,12 +165,14 @@ def compare(arm_dir: Path, ref_dir: Path, tracking: int = 0) -> str:
     if not arms:
         raise SystemExit(f"no arm runs (<size>-<scenario>-<variant>-s<seed>) under {arm_dir}")
     out = ["# Ablation arm against the Table-1 runs (`benchmarks/table1_ablation.py`)", ""]
+    test_sets = {}  # scenario -> (test batch, missing input frames per sequence), built once
     for scenario in sorted({a["scenario"] for a in arms}):
         scored = [a for a in arms if a["scenario"] == scenario and a["metrics"]]
         if scored:
             trained = load_trained(scored[0]["dir"] / "checkpoint.pt")
             batch = fixed_test_set_for(trained.config, num_sequences=scored[0]["metrics"]["model"]["num_sequences"])
             missing = report._missing_input_frames(batch).sum(1).double().tolist()
+            test_sets[scenario] = batch, missing
             refs = [r for r in references(scored[0], refs_all) if r["metrics"]]
             out += [f"## {scenario}", "", summary_table(scored, refs, missing), ""]
     for arm in arms:
@@ -194,9 +191,7 @@ def compare(arm_dir: Path, ref_dir: Path, tracking: int = 0) -> str:
             "",
         ]
         if arm["metrics"]:
-            trained = load_trained(arm["dir"] / "checkpoint.pt")
-            batch = fixed_test_set_for(trained.config, num_sequences=arm["metrics"]["model"]["num_sequences"])
-            missing = report._missing_input_frames(batch).sum(1).double().tolist()
+            batch, missing = test_sets[arm["scenario"]]
             scored = [r for r in refs if r["metrics"]]
             out += [test_table(arm, scored, missing), "", by_frame_table(arm, scored, batch.num_observed), ""]
             if tracking:

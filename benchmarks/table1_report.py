@@ -738,13 +738,9 @@ def subsample_log(lines: list[str], every_steps: int) -> list[str]:
     multiple of ``every_steps``, and the last row. Idempotent: a subsampled log subsampled again is unchanged."""
     kept = []
     for i, line in enumerate(lines):
-        step = json.loads(line).get("step") if line.strip() else None
-        if (
-            '"event"' in line
-            or '"message"' in line
-            or i == len(lines) - 1
-            or (step is not None and step % every_steps == 0)
-        ):
+        row = json.loads(line) if line.strip() else {}
+        step = row.get("step")
+        if "event" in row or "message" in row or i == len(lines) - 1 or (step is not None and step % every_steps == 0):
             kept.append(line)
     return kept
 

@@ -136,24 +136,27 @@ def summary_table(arms: list[dict], refs: list[dict], missing_frames: list[float
     return "\n".join(lines)
 
 
-def plot(arm: dict, refs: list[dict], path: Path) -> None:
+def plot(arms: list[dict], refs: list[dict], path: Path) -> None:
+    """Validation curves of every arm (black) beside the references (DIVE red, DDPAE blue); the line
+    style is the seed (solid 0, dashed 1, ...), so an arm and its same-seed references match."""
     from matplotlib.figure import Figure
 
+    styles = ["-", "--", ":", "-."]
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     axes = fig.subplots(1, len(CURVE_KEYS))
     for ax, (key, label) in zip(axes, CURVE_KEYS, strict=True):
-        for r in (arm, *refs):
+        for r in (*arms, *refs):
             pts = read_log(r["dir"] / "validation.jsonl")
-            is_arm = r is arm
+            is_arm = any(r is a for a in arms)
             ax.plot(
                 [p["sequences"] for p in pts],
                 [p[key] for p in pts],
                 color="black" if is_arm else ("tab:red" if r["variant"] == "dive" else "tab:blue"),
-                ls="-" if is_arm or r["seed"] == arm["seed"] else "--",
+                ls=styles[r["seed"] % len(styles)],
                 lw=1.6 if is_arm else 0.9,
-                label="arm" if is_arm else f"{r['variant']} s{r['seed']}",
+                label=f"{'arm' if is_arm else r['variant']} s{r['seed']}",
             )
-        ax.set_title(f"{arm['scenario']}: validation {label} MSE")
+        ax.set_title(f"{' / '.join(sorted({a['scenario'] for a in arms}))}: validation {label} MSE")
         ax.set_xlabel("training sequences")
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=80)
@@ -210,8 +213,9 @@ def compare(arm_dir: Path, ref_dir: Path, tracking: int = 0) -> str:
                     label = "arm" if r is arm else f"{r['variant'].upper()} s{r['seed']}"
                     lines.append(f"| {label} | {sum(err[:K]) / K:.2f} | {err[-1]:.2f} |")
                 out += [*lines, ""]
-        plot(arm, refs, arm_dir / "comparison.png")
-        out += ["![validation curves](comparison.png)", ""]
+    # one figure for all arms (each arm writing its own comparison.png kept only the last one's)
+    plot(arms, [r for r in refs_all if r["scenario"] in {a["scenario"] for a in arms}], arm_dir / "comparison.png")
+    out += ["![validation curves](comparison.png)", ""]
     text = "\n".join(out)
     (arm_dir / "comparison.md").write_text(text)
     return text
